@@ -1,0 +1,1 @@
+"""Carbon Gateway: estimate greenhouse-gas emissions and offset them through one GraphQL API."""

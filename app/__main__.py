@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m app`."""
+
+from app.cli import main
+
+main()

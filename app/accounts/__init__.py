@@ -1,0 +1,1 @@
+"""Accounts, subaccounts, API keys and the principal a request acts as."""

@@ -1,0 +1,36 @@
+"""Process settings, read from the environment with the `CG_` prefix."""
+
+from functools import cached_property
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbon-gateway.db"
+# Only for local development: anything derived from it (certificate ids, demo keys) is
+# guessable, so `serve` refuses it outside SQLite unless CG_DEBUG is on.
+INSECURE_DEV_SECRET = "insecure-dev-secret-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CG_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(INSECURE_DEV_SECRET)
+    run_worker: bool = True
+    debug: bool = False
+    allow_private_webhooks: bool = False
+    log_level: str = "INFO"
+
+    @cached_property
+    def database(self) -> URL:
+        return make_url(self.database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database.get_backend_name() == "sqlite"
+
+    @property
+    def uses_insecure_secret(self) -> bool:
+        return self.secret_key.get_secret_value() == INSECURE_DEV_SECRET

@@ -1,0 +1,183 @@
+"""Async engine, sessions and transactions for SQLite and PostgreSQL, plus shared column types."""
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Enum, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+# Stable constraint names, so migrations can alter and drop them on both backends.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class DatabaseConfigError(RuntimeError):
+    """CG_DATABASE_URL names a database we cannot use; the message says why and what to do."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_column_type(enum_class: type[enum.Enum]) -> Enum:
+    """Store an enum by value as a short string with a CHECK, not as a native PostgreSQL type,
+    so that adding a member is a plain migration on both backends."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        name=enum_class.__name__.lower(),
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves.
+
+    pysqlite's own BEGIN is deferred; a deferred transaction that reads and then writes after
+    another connection committed fails with "database is locked" whatever the busy timeout.
+    Writers therefore ask for BEGIN IMMEDIATE (see `Database.transaction`).
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: URL | str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for a SQLite or PostgreSQL URL, or a DatabaseConfigError saying why not."""
+    try:
+        engine = _create_engine(url, echo=echo)
+    except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as error:
+        raise DatabaseConfigError(
+            f"CG_DATABASE_URL cannot be used ({error}). Use sqlite+aiosqlite:///path/to/file.db "
+            "or postgresql+asyncpg://user@host:5432/dbname."
+        ) from error
+    except SQLAlchemyError as error:  # e.g. a sync driver ("the asyncio extension requires...")
+        raise DatabaseConfigError(f"CG_DATABASE_URL cannot be used: {error}") from error
+    return engine
+
+
+def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.get_driver_name() != "aiosqlite":
+            raise DatabaseConfigError("SQLite needs the async driver: use sqlite+aiosqlite:///…")
+        if parsed.database in (None, "", ":memory:"):
+            raise DatabaseConfigError(
+                "An in-memory SQLite database is private to one connection; use a file path."
+            )
+        engine = create_async_engine(parsed, echo=echo)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "asyncpg":
+            raise DatabaseConfigError(
+                "PostgreSQL needs the async driver: use postgresql+asyncpg://…"
+            )
+        return create_async_engine(
+            parsed,
+            echo=echo,
+            pool_pre_ping=True,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+    raise DatabaseConfigError(
+        f"Unsupported database {backend!r} in CG_DATABASE_URL: use SQLite (sqlite+aiosqlite) "
+        "or PostgreSQL (postgresql+asyncpg)."
+    )
+
+
+class Database:
+    """One engine and its sessions. Sessions are short and never shared between tasks."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._sessions = async_sessionmaker(
+            engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+        )
+        writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
+        self._writer_sessions = async_sessionmaker(
+            writer, class_=AsyncSession, expire_on_commit=False, autoflush=False
+        )
+
+    @classmethod
+    def from_url(cls, url: URL | str, *, echo: bool = False) -> "Database":
+        return cls(create_engine(url, echo=echo))
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A read session; its transaction is deferred and rolled back at the end."""
+        async with self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        async with self._writer_sessions() as session, session.begin():
+            yield session
+
+    async def check(self) -> None:
+        """Raise DatabaseConfigError unless the database answers within the connect timeout."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS + 1):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except (OSError, TimeoutError, SQLAlchemyError) as error:
+            url = self.engine.url.render_as_string(hide_password=True)
+            reason = getattr(error, "orig", None) or error
+            raise DatabaseConfigError(f"Cannot reach the database at {url}: {reason}") from error
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

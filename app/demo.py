@@ -1,0 +1,56 @@
+"""The demo data `serve` seeds on an empty database: the `demo` account and its keys."""
+
+from dataclasses import dataclass
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.accounts import service as accounts
+from app.accounts.keys import derive_demo_api_key, hash_api_key
+from app.accounts.models import Account, ApiKey, Mode
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo Company"
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    mode: Mode
+    admin: bool
+    key: str
+
+
+def demo_keys(secret: str) -> list[DemoKey]:
+    return [
+        DemoKey(mode, admin, derive_demo_api_key(secret, mode, admin=admin))
+        for mode in (Mode.TEST, Mode.LIVE)
+        for admin in (False, True)
+    ]
+
+
+async def is_empty(session: AsyncSession) -> bool:
+    return (await session.exec(select(Account.id).limit(1))).first() is None
+
+
+async def seed_demo(session: AsyncSession, secret: str) -> list[DemoKey]:
+    """Create what is missing of the demo account and its keys; safe to run again.
+
+    Returns the demo keys that are usable (a revoked demo key stays revoked).
+    """
+    account = (await session.exec(select(Account).where(Account.slug == DEMO_SLUG))).first()
+    if account is None:
+        account = await accounts.create_account(session, DEMO_NAME, DEMO_SLUG)
+    usable = []
+    for demo in demo_keys(secret):
+        existing = (
+            await session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(demo.key)))
+        ).first()
+        if existing is None:
+            label = f"Demo {demo.mode.value.lower()} key{' (admin)' if demo.admin else ''}"
+            await accounts.create_api_key(
+                session, account.id, demo.mode, name=label, is_admin=demo.admin, plain_key=demo.key
+            )
+        elif existing.revoked_at is not None:
+            continue
+        usable.append(demo)
+    return usable

@@ -1,0 +1,1 @@
+"""The GraphQL skin: parses input, calls domain services, maps rows and errors to types."""

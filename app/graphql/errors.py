@@ -1,0 +1,44 @@
+"""Domain errors as typed `userErrors`, in one place."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db import Database
+from app.errors import DomainError
+from app.errors import ErrorCode as DomainErrorCode
+
+ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class UserError:
+    code: ErrorCode  # type: ignore[valid-type]
+    field: str | None = strawberry.field(
+        description="Path of the offending input field, relative to `input` (e.g. `mass.amount`)."
+    )
+    message: str
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> "UserError":
+        return cls(code=error.code, field=error.field, message=error.message)
+
+
+@dataclass
+class Outcome(Generic[T]):
+    value: T | None = None
+    user_errors: list[UserError] = field(default_factory=list)
+
+
+async def perform(db: Database, use_case: Callable[[AsyncSession], Awaitable[T]]) -> Outcome[T]:
+    """Run a use case in one transaction; a domain error rolls it back and becomes userErrors."""
+    try:
+        async with db.transaction() as session:
+            return Outcome(value=await use_case(session))
+    except DomainError as error:
+        return Outcome(user_errors=[UserError.from_domain(error)])

@@ -1,0 +1,176 @@
+"""The /graphql endpoint: GraphQL over HTTP with API-key auth, negotiation and JSON errors."""
+
+import uuid
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry import relay
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import process_result as default_process_result
+from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
+
+from app.accounts import service as accounts
+from app.config import Settings
+from app.db import Database
+from app.errors import Forbidden
+from app.graphql.context import Context
+from app.graphql.dataloaders import create_dataloaders
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    error: dict[str, Any] = {"message": message}
+    if code:
+        error["extensions"] = {"code": code}
+    return Response(
+        orjson.dumps({"errors": [error]}),
+        status_code=status,
+        media_type=APPLICATION_JSON,
+        headers=headers,
+    )
+
+
+def api_key_from_headers(headers: Any) -> str | None:
+    authorization: str = headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    key: str | None = headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+def subaccount_id_from_header(value: str | None) -> uuid.UUID | None:
+    """The subaccount a request is scoped to: its global id (as the API returns it) or its uuid."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        global_id = relay.GlobalID.from_id(value)
+        if global_id.type_name == "Subaccount":
+            return uuid.UUID(global_id.node_id)
+    except ValueError:
+        pass
+    try:
+        return uuid.UUID(value)
+    except ValueError as error:
+        raise Forbidden("Unknown subaccount for this key.", "X-Subaccount-Id") from error
+
+
+def _preferred_media_type(accept: str) -> str | None:
+    """The response type for an Accept header, or None when we can offer nothing acceptable."""
+    if not accept.strip():
+        return APPLICATION_JSON
+    offered = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    for media_type in offered:
+        if media_type in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
+            return media_type
+        if media_type in ("*/*", "application/*"):
+            return APPLICATION_JSON
+    return None
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """Strawberry's ASGI view, with what a payments-grade API adds in front of it."""
+
+    def __init__(self, schema: BaseSchema, db: Database, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql", max_subscriptions_per_connection=20)
+        self.db = db
+        self.settings = settings
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response = await self.handle_http(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle_http(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return error_response(
+                405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
+            )
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if request.method == "GET" and wants_page and not request.query_params.get("query"):
+            return await self.render_graphql_ide(request)
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != APPLICATION_JSON:
+                return error_response(415, "Send the request as Content-Type: application/json.")
+        media_type = _preferred_media_type(request.headers.get("accept", ""))
+        if media_type is None:
+            return error_response(
+                406, f"This endpoint answers {APPLICATION_JSON} or {GRAPHQL_RESPONSE_JSON}."
+            )
+
+        try:
+            context = await self.authenticate(request)
+        except accounts.NotAuthenticated as error:
+            return error_response(
+                401, str(error), "UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"}
+            )
+        except Forbidden as error:
+            return error_response(403, error.message, "FORBIDDEN")
+
+        try:
+            response: Response = await self.run(request, context=context)
+        except HTTPException as error:
+            status = error.status_code
+            if request.method == "GET" and "not allowed when using GET" in error.reason:
+                status = 405  # a mutation over GET
+            headers = {"Allow": "POST"} if status == 405 else None
+            return error_response(status, error.reason, headers=headers)
+
+        if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+            # The spec: a response without `data` (the request failed before execution) is 4xx.
+            if not getattr(request.state, "graphql_executed", True):
+                response.status_code = 400
+        return response
+
+    async def authenticate(self, request: Request) -> Context:
+        subaccount_id = subaccount_id_from_header(request.headers.get("x-subaccount-id"))
+        plain_key = api_key_from_headers(request.headers)
+        async with self.db.session() as session:
+            principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
+        if stale:
+            async with self.db.transaction() as session:
+                await accounts.record_key_use(session, principal.api_key_id)
+        return Context(
+            db=self.db,
+            settings=self.settings,
+            principal=principal,
+            loaders=create_dataloaders(self.db, principal),
+            request=request,
+        )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        request.state.graphql_executed = result.data is not None
+        return default_process_result(result)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        # HTTP requests get their context from `authenticate`; this serves WebSockets, whose
+        # authentication (connection_init) comes with subscriptions.
+        return Context(
+            db=self.db,
+            settings=self.settings,
+            principal=None,
+            loaders=create_dataloaders(self.db, None),
+            request=None,
+            response=response,
+        )

@@ -1,0 +1,51 @@
+"""Relay plumbing: global ids to row ids, and pages to connections."""
+
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from strawberry import relay
+
+from app.errors import InvalidInput
+from app.pagination import Page, PageRequest
+
+NodeT = TypeVar("NodeT", bound=relay.Node)
+ConnectionT = TypeVar("ConnectionT")
+
+
+def parse_global_id(value: relay.GlobalID | str, expected_type: str, field: str) -> uuid.UUID:
+    """The row id inside a global id of `expected_type`, or InvalidInput naming the field."""
+    try:
+        global_id = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
+        if global_id.type_name != expected_type:
+            raise ValueError(global_id.type_name)
+        return uuid.UUID(global_id.node_id)
+    except ValueError as error:
+        raise InvalidInput(f"Not a {expected_type} id.", field) from error
+
+
+def page_request(
+    first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageRequest:
+    return PageRequest(first=first, after=after, last=last, before=before)
+
+
+def to_connection(
+    connection_type: Callable[..., ConnectionT],
+    page: Page[Any],
+    to_node: Callable[[Any], NodeT],
+) -> ConnectionT:
+    edges = [
+        relay.Edge(node=to_node(row), cursor=cursor)
+        for row, cursor in zip(page.rows, page.cursors, strict=True)
+    ]
+    return connection_type(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        total_count=page.total_count,
+    )

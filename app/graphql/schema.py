@@ -1,0 +1,54 @@
+"""Schema assembly: each domain module contributes its queries and mutations."""
+
+import functools
+
+import strawberry
+from strawberry import relay
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.graphql.accounts import AccountMutations, AccountQueries
+from app.graphql.extensions import ErrorPolicy
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 2_000
+
+
+@strawberry.type
+class NodeQueries:
+    node: relay.Node | None = relay.node(description="Fetch any object by its global id.")
+
+
+Query = merge_types("Query", (NodeQueries, AccountQueries))
+Mutation = merge_types("Mutation", (AccountMutations,))
+
+
+@functools.cache
+def get_schema() -> strawberry.Schema:
+    """The schema, built once per process: Strawberry's relay fields cannot be converted twice,
+    and nothing in it depends on settings (the error policy reads them from the context)."""
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(sort_schema=True),
+        extensions=[
+            ErrorPolicy,
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
+    )
+
+
+def export_sdl() -> str:
+    return get_schema().as_str() + "\n"

@@ -1,0 +1,65 @@
+"""The ASGI application: create_app(settings) builds it; `app` is the one uvicorn imports."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from app.config import Settings
+from app.db import Database, DatabaseConfigError
+from app.graphql.http import GraphQLEndpoint
+from app.graphql.schema import get_schema
+from app.observability import Metrics, RequestContextMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
+    """The whole service for one set of settings; pass `database` to share an engine (tests)."""
+    settings = settings or Settings()
+    db = database or Database.from_url(settings.database_url)
+    metrics = Metrics()
+    graphql = GraphQLEndpoint(get_schema(), db, settings)
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        try:
+            await db.check()
+        except DatabaseConfigError as error:
+            log.warning("not ready: %s", error)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if database is None:
+                await db.dispose()
+
+    app = Starlette(
+        debug=settings.debug,
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics.endpoint),
+        ],
+        middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Alembic migrations; `carbon-gateway migrate` applies them (see app/migrations/runner.py)."""

@@ -1,0 +1,128 @@
+"""JSON logs carrying a request id, an access log line per request, and Prometheus metrics."""
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pythonjsonlogger.json import JsonFormatter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+# A client may pass its own request id so its logs and ours line up; anything else is replaced.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+access_log = logging.getLogger("carbon_gateway.access")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One JSON object per line on stderr, each with the request id of the request being served."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}{request_id}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our access log replaces uvicorn's, which has no request id.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class Metrics:
+    """The app's own registry, so that several apps in one process (tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cg_http_requests_total",
+            "HTTP requests served",
+            ["method", "path", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cg_http_request_duration_seconds",
+            "Time to serve an HTTP request",
+            ["method", "path"],
+            registry=self.registry,
+        )
+
+    async def endpoint(self, _request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestContextMiddleware:
+    """Gives every HTTP request an id (echoed in `X-Request-Id`), logs it and measures it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _CLIENT_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = _metric_path(scope)
+            if scope["type"] == "http":
+                self.metrics.requests.labels(scope["method"], path, str(status["code"])).inc()
+                self.metrics.latency.labels(scope["method"], path).observe(elapsed)
+            access_log.info(
+                "request",
+                extra=_access_fields(scope, status["code"], elapsed),
+            )
+            request_id_var.reset(token)
+
+
+def _metric_path(scope: Scope) -> str:
+    # Certificate ids are unbounded; fold them so metrics keep a small label set.
+    path: str = scope.get("path", "")
+    return "/certificates/{id}" if path.startswith("/certificates/") else path
+
+
+def _access_fields(scope: Scope, status: int, elapsed: float) -> dict[str, Any]:
+    return {
+        "method": scope.get("method", "WEBSOCKET"),
+        "path": scope.get("path"),
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+    }

@@ -1,0 +1,96 @@
+"""Keyset pagination, newest first, for Relay connections over any table with `created_at, id`."""
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func, tuple_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from app.errors import InvalidInput
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    def size(self) -> int:
+        if self.first is not None and self.last is not None:
+            raise InvalidInput("Pass either first or last, not both.", "first")
+        for name, value in (("first", self.first), ("last", self.last)):
+            if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
+                raise InvalidInput(f"{name} must be between 0 and {MAX_PAGE_SIZE}.", name)
+        if self.last is not None:
+            return self.last
+        return self.first if self.first is not None else DEFAULT_PAGE_SIZE
+
+
+@dataclass
+class Page(Generic[Row]):
+    rows: list[Row]
+    total_count: int
+    has_next_page: bool
+    has_previous_page: bool
+    cursors: list[str] = field(default_factory=list)
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(row_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str, argument: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidInput("Malformed cursor.", argument) from error
+
+
+async def paginate(
+    session: AsyncSession, statement: SelectOfScalar[Row], model: Any, request: PageRequest
+) -> Page[Row]:
+    """One page of `statement`'s rows of `model`, newest first; two queries whatever the size."""
+    size = request.size()
+    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
+    key = tuple_(model.created_at, model.id)
+    windowed = statement
+    if request.after is not None:
+        windowed = windowed.where(key < tuple_(*decode_cursor(request.after, "after")))
+    if request.before is not None:
+        windowed = windowed.where(key > tuple_(*decode_cursor(request.before, "before")))
+    backwards = request.last is not None
+    order = (
+        (model.created_at.asc(), model.id.asc())
+        if backwards
+        else (model.created_at.desc(), model.id.desc())
+    )
+    rows = list((await session.exec(windowed.order_by(*order).limit(size + 1))).all())
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+        has_next, has_previous = request.before is not None, has_more
+    else:
+        has_next, has_previous = has_more, request.after is not None
+    return Page(
+        rows=rows,
+        total_count=int(total),
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        cursors=[encode_cursor(row.created_at, row.id) for row in rows],  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,63 @@
+"""Engine creation, configuration errors and timestamps."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.exc import StatementError
+
+from app.accounts.models import Account
+from app.db import Database, DatabaseConfigError
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql+aiomysql://root@localhost/test", "Unsupported database 'mysql'"),
+        ("sqlite:///plain.db", r"sqlite\+aiosqlite"),
+        ("postgresql://root@localhost/test", r"postgresql\+asyncpg"),
+        ("sqlite+aiosqlite://", "in-memory"),
+        ("not a url", "cannot be used"),
+    ],
+)
+def test_unusable_database_urls_are_explained(url: str, message: str) -> None:
+    with pytest.raises(DatabaseConfigError, match=message):
+        Database.from_url(url)
+
+
+async def test_unreachable_postgresql_is_explained_not_a_traceback() -> None:
+    db = Database.from_url("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    with pytest.raises(DatabaseConfigError, match="Cannot reach the database"):
+        await db.check()
+    await db.dispose()
+
+
+async def test_timestamps_come_back_timezone_aware_utc(db: Database) -> None:
+    async with db.transaction() as session:
+        account = Account(name="Acme", slug="acme")
+        session.add(account)
+    async with db.session() as session:
+        stored = await session.get(Account, account.id)
+    assert stored is not None
+    assert stored.created_at.tzinfo is not None
+    assert stored.created_at.utcoffset() == UTC.utcoffset(None)
+    assert abs((datetime.now(UTC) - stored.created_at).total_seconds()) < 60
+
+
+async def test_naive_datetimes_are_refused(db: Database) -> None:
+    async def store_naive() -> None:
+        async with db.transaction() as session:
+            session.add(Account(name="Acme", slug="acme", created_at=datetime(2026, 1, 1)))
+
+    with pytest.raises(StatementError, match="naive"):
+        await store_naive()
+
+
+async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path: object) -> None:
+    from sqlalchemy import text
+
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/pragmas.db")
+    async with db.engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 30_000
+    await db.dispose()
