@@ -1,0 +1,1 @@
+"""Emission estimates: published factor datasets and the calculators that apply them."""
