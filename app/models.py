@@ -1,5 +1,13 @@
 """Imports every domain's tables so that SQLModel.metadata is complete (migrations, tests)."""
 
+import importlib
+
+MODEL_MODULES = (
+    "app.accounts.models",
+    "app.emissions.models",
+)
+
 
 def import_all_models() -> None:
-    import app.accounts.models  # noqa: F401
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

@@ -4,8 +4,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,6 +54,22 @@ class Principal:
             raise DomainError(
                 ErrorCode.ACCOUNT_SUSPENDED, f"Account {self.account.slug!r} is suspended."
             )
+
+
+def owned_by(principal: Principal, model: Any) -> list[ColumnElement[bool]]:
+    """Filters for rows the principal may see in a table with account_id, mode, subaccount_id.
+
+    Like Stripe Connect: a request scoped to a subaccount sees only that subaccount's rows; an
+    unscoped request sees only the account's own rows (subaccount_id IS NULL).
+    """
+    subaccount = col(model.subaccount_id)
+    return [
+        col(model.account_id) == principal.account_id,
+        col(model.mode) == principal.mode,
+        subaccount == principal.subaccount_id
+        if principal.subaccount_id is not None
+        else subaccount.is_(None),
+    ]
 
 
 def _clean_name(name: str, field: str = "name") -> str:
