@@ -1,6 +1,7 @@
 """The `carbon-gateway` command line: serve, migrate, seed, manage accounts and keys."""
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -194,6 +195,26 @@ def keys_create(
         return plain
 
     typer.echo(run_with_database(work))
+
+
+@cli.command()
+def worker() -> None:
+    """Run the fulfilment worker on its own (set CG_RUN_WORKER=false on the servers)."""
+    from app.observability import configure_logging
+    from app.offsets.worker import FulfilmentWorker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def work(db: Database, settings: Settings) -> None:
+        await _migrate(db, settings)
+        runner = FulfilmentWorker(db, settings.secret_key.get_secret_value())
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, runner.stop)
+        await runner.run()
+
+    run_with_database(work)
 
 
 @cli.command("export-schema")

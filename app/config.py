@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     debug: bool = False
     allow_private_webhooks: bool = False
     log_level: str = "INFO"
+    # Base of public links (certificates) when the API sits behind a proxy, e.g.
+    # https://api.example.com; by default the requesting host is used.
+    public_url: str | None = None
+
+    def public_link(self, request_base_url: str, path: str) -> str:
+        """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""
+        return (self.public_url or request_base_url).rstrip("/") + path
 
     @cached_property
     def database(self) -> URL:

@@ -8,6 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.accounts import service as accounts
 from app.accounts.keys import derive_demo_api_key, hash_api_key
 from app.accounts.models import Account, ApiKey, Mode
+from app.catalog.demo import seed_demo_catalog
+from app.emissions.demo import seed_demo_products
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Company"
@@ -40,6 +42,9 @@ async def seed_demo(session: AsyncSession, secret: str) -> list[DemoKey]:
     account = (await session.exec(select(Account).where(Account.slug == DEMO_SLUG))).first()
     if account is None:
         account = await accounts.create_account(session, DEMO_NAME, DEMO_SLUG)
+    for mode in Mode:
+        await seed_demo_catalog(session, account, mode)
+        await seed_demo_products(session, account.id, mode)
     usable = []
     for demo in demo_keys(secret):
         existing = (

@@ -1,5 +1,6 @@
 """The ASGI application: create_app(settings) builds it; `app` is the one uvicorn imports."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
 from app.graphql.schema import get_schema
 from app.observability import Metrics, RequestContextMiddleware
+from app.offsets.worker import FulfilmentWorker
+from app.public import CertificatePages
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or Settings()
     db = database or Database.from_url(settings.database_url)
     metrics = Metrics()
-    graphql = GraphQLEndpoint(get_schema(), db, settings)
+    worker = (
+        FulfilmentWorker(db, settings.secret_key.get_secret_value())
+        if settings.run_worker
+        else None
+    )
+    graphql = GraphQLEndpoint(get_schema(), db, settings, worker)
+    certificates = CertificatePages(db, settings)
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -39,9 +48,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
         finally:
+            if worker and worker_task:
+                worker.stop()
+                await worker_task
             if database is None:
                 await db.dispose()
 
@@ -53,6 +66,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
+            Route("/certificates/{certificate_id:str}.pdf", certificates.pdf),
+            Route("/certificates/{certificate_id:str}", certificates.html),
         ],
         middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
         lifespan=lifespan,

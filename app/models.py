@@ -5,6 +5,9 @@ import importlib
 MODEL_MODULES = (
     "app.accounts.models",
     "app.emissions.models",
+    "app.catalog.models",
+    "app.offsets.models",
+    "app.events.models",
 )
 
 

@@ -10,7 +10,7 @@ from strawberry import relay
 from app.accounts import models, service
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import page_request, parse_global_id, to_connection
+from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
 from app.pagination import paginate
 
 Mode = strawberry.enum(models.Mode, name="Mode")
@@ -64,9 +64,7 @@ class Subaccount(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["Subaccount | None"]:
-        ids = [_uuid_or_none(node_id) for node_id in node_ids]
-        rows = await info.context.loaders.subaccount_by_id.load_many(ids)
-        return [cls.from_row(row) if row else None for row in rows]
+        return await nodes_by_id(info.context.loaders.subaccount_by_id, node_ids, cls.from_row)
 
 
 @strawberry.type
@@ -101,15 +99,6 @@ class ApiKey(relay.Node):
     ) -> list["ApiKey | None"]:
         # Keys are listed by `apiKeys` (admin only); they are not fetched by node id.
         return [None for _ in node_ids]
-
-
-def _uuid_or_none(value: str) -> Any:
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 @strawberry.type

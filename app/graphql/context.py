@@ -11,6 +11,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
+from app.offsets.worker import FulfilmentWorker
 
 
 @dataclass
@@ -21,6 +22,16 @@ class Context:
     loaders: DataLoaders
     request: Request | None = None
     response: Any = None
+    worker: FulfilmentWorker | None = None
+
+    def wake_worker(self) -> None:
+        """Orders or stock changed: let an in-process worker look now rather than at its poll."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    def public_url(self, path: str) -> str:
+        """An absolute URL for a public page: CG_PUBLIC_URL if set, else this request's host."""
+        return self.settings.public_link(str(self.request.base_url) if self.request else "", path)
 
     def require_principal(self) -> Principal:
         """The authenticated principal; HTTP requests never get this far without one."""

@@ -35,9 +35,19 @@ class Outcome(Generic[T]):
     user_errors: list[UserError] = field(default_factory=list)
 
 
-async def perform(db: Database, use_case: Callable[[AsyncSession], Awaitable[T]]) -> Outcome[T]:
-    """Run a use case in one transaction; a domain error rolls it back and becomes userErrors."""
+async def perform(
+    db: Database,
+    use_case: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    read_only: bool = False,
+) -> Outcome[T]:
+    """Run a use case in one transaction; a domain error rolls it back and becomes userErrors.
+
+    `read_only` use cases (quotes) run in a read session, which takes no write lock."""
     try:
+        if read_only:
+            async with db.session() as session:
+                return Outcome(value=await use_case(session))
         async with db.transaction() as session:
             return Outcome(value=await use_case(session))
     except DomainError as error:

@@ -22,6 +22,7 @@ from app.db import Database
 from app.errors import Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.offsets.worker import FulfilmentWorker
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -83,10 +84,17 @@ def _preferred_media_type(accept: str) -> str | None:
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view, with what a payments-grade API adds in front of it."""
 
-    def __init__(self, schema: BaseSchema, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        db: Database,
+        settings: Settings,
+        worker: FulfilmentWorker | None = None,
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql", max_subscriptions_per_connection=20)
         self.db = db
         self.settings = settings
+        self.worker = worker
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -155,6 +163,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             principal=principal,
             loaders=create_dataloaders(self.db, principal),
             request=request,
+            worker=self.worker,
         )
 
     async def process_result(
@@ -173,4 +182,5 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             loaders=create_dataloaders(self.db, None),
             request=None,
             response=response,
+            worker=self.worker,
         )

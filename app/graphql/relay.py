@@ -1,7 +1,7 @@
 """Relay plumbing: global ids to row ids, and pages to connections."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from strawberry import relay
@@ -22,6 +22,21 @@ def parse_global_id(value: relay.GlobalID | str, expected_type: str, field: str)
         return uuid.UUID(global_id.node_id)
     except ValueError as error:
         raise InvalidInput(f"Not a {expected_type} id.", field) from error
+
+
+async def nodes_by_id(
+    loader: Any, node_ids: Iterable[str], to_node: Callable[[Any], NodeT]
+) -> list[NodeT | None]:
+    """Resolve Relay node ids through a scoped by-id loader; malformed ids resolve to None."""
+    ids: list[uuid.UUID | None] = []
+    for node_id in node_ids:
+        try:
+            ids.append(uuid.UUID(node_id))
+        except ValueError:
+            ids.append(None)
+    rows = await loader.load_many([row_id for row_id in ids if row_id is not None])
+    by_id = {row.id: row for row in rows if row is not None}
+    return [to_node(by_id[row_id]) if row_id in by_id else None for row_id in ids]
 
 
 def page_request(

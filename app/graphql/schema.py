@@ -15,7 +15,10 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.graphql.accounts import AccountMutations, AccountQueries
+from app.graphql.catalog import CatalogMutations, CatalogQueries
+from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.extensions import ErrorPolicy
+from app.graphql.offsets import OffsetMutations, OffsetQueries
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -27,8 +30,12 @@ class NodeQueries:
     node: relay.Node | None = relay.node(description="Fetch any object by its global id.")
 
 
-Query = merge_types("Query", (NodeQueries, AccountQueries))
-Mutation = merge_types("Mutation", (AccountMutations,))
+Query = merge_types(
+    "Query", (NodeQueries, AccountQueries, CatalogQueries, OffsetQueries, EmissionQueries)
+)
+Mutation = merge_types(
+    "Mutation", (AccountMutations, CatalogMutations, OffsetMutations, EmissionMutations)
+)
 
 
 @functools.cache

@@ -1,0 +1,1 @@
+"""Projects, credit batches (the inventory), bundles, portfolios and their prices."""

@@ -1,0 +1,1 @@
+"""Certificates of carbon credit retirement: unguessable ids and the PDF and HTML renderings."""

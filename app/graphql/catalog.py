@@ -1,0 +1,436 @@
+"""The catalog in the graph: projects, credit batches, bundles and portfolios."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from app.catalog import models
+from app.catalog import service as catalog
+from app.graphql.context import Info
+from app.graphql.errors import UserError, perform
+from app.graphql.money import Mass, MassInput, Money, MoneyInput
+from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
+from app.offsets.fulfilment import add_stock
+from app.pagination import paginate
+
+ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
+
+
+@strawberry.type
+class Project(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    type: ProjectType  # type: ignore[valid-type]
+    registry: str
+    registry_id: str
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 code.")
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Project) -> "Project":
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            type=row.project_type,
+            registry=row.registry_name,
+            registry_id=row.registry_id,
+            country=row.country,
+            description=row.description,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Project | None"]:
+        return await nodes_by_id(info.context.loaders.project_by_id, node_ids, cls.from_row)
+
+    @strawberry.field(description="Credit batches of this project, oldest vintage first.")
+    async def credit_batches(self, info: Info) -> list["CreditBatch"]:
+        rows = await info.context.loaders.credit_batches_by_project.load(uuid.UUID(self.id))
+        return [CreditBatch.from_row(row) for row in rows]
+
+    @strawberry.field(description="Credits of this project not yet allocated.")
+    async def available_mass(self, info: Info) -> Mass:
+        grams = await info.context.loaders.available_grams_by_project.load(uuid.UUID(self.id))
+        return Mass.from_grams(grams)
+
+
+@strawberry.type
+class CreditBatch(relay.Node):
+    id: relay.NodeID[str]
+    project_id: strawberry.Private[uuid.UUID]
+    vintage: int
+    serial_prefix: str
+    quantity: Mass
+    remaining: Mass
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.CreditBatch) -> "CreditBatch":
+        return cls(
+            id=str(row.id),
+            project_id=row.project_id,
+            vintage=row.vintage,
+            serial_prefix=row.serial_prefix,
+            quantity=Mass.from_grams(row.quantity_grams),
+            remaining=Mass.from_grams(row.remaining_grams),
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["CreditBatch | None"]:
+        return await nodes_by_id(info.context.loaders.credit_batch_by_id, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def project(self, info: Info) -> Project:
+        row = await info.context.loaders.project_by_id.load(self.project_id)
+        return Project.from_row(row)
+
+
+@strawberry.type
+class Bundle(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    unit_price: Money = strawberry.field(description="Price of one tonne.")
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Bundle) -> "Bundle":
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            description=row.description,
+            unit_price=Money.from_minor_units(row.unit_price_minor, row.currency),
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Bundle | None"]:
+        return await nodes_by_id(info.context.loaders.bundle_by_id, node_ids, cls.from_row)
+
+    @strawberry.field(description="Credits this bundle can draw on now.")
+    async def available_mass(self, info: Info) -> Mass:
+        grams = await info.context.loaders.available_grams_by_bundle.load(uuid.UUID(self.id))
+        return Mass.from_grams(grams)
+
+    @strawberry.field
+    async def projects(self, info: Info) -> list[Project]:
+        rows = await info.context.loaders.projects_by_bundle.load(uuid.UUID(self.id))
+        return [Project.from_row(row) for row in rows]
+
+
+@strawberry.type
+class PortfolioBundle:
+    weight: Decimal = strawberry.field(description="Percentage of the portfolio, e.g. 60.00.")
+    bundle: Bundle
+
+    @classmethod
+    def from_weighted(cls, weighted: catalog.WeightedBundle) -> "PortfolioBundle":
+        return cls(
+            weight=Decimal(weighted.weight_bp) / 100, bundle=Bundle.from_row(weighted.bundle)
+        )
+
+
+@strawberry.type
+class Portfolio(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    currency: str
+    is_default: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Portfolio) -> "Portfolio":
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            currency=row.currency,
+            is_default=row.is_default,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Portfolio | None"]:
+        return await nodes_by_id(info.context.loaders.portfolio_by_id, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def bundles(self, info: Info) -> list[PortfolioBundle]:
+        rows = await info.context.loaders.weighted_bundles_by_portfolio.load(uuid.UUID(self.id))
+        return [PortfolioBundle.from_weighted(row) for row in rows]
+
+
+@strawberry.type
+class ProjectConnection(relay.Connection[Project]):
+    total_count: int
+
+
+@strawberry.type
+class BundleConnection(relay.Connection[Bundle]):
+    total_count: int
+
+
+@strawberry.type
+class PortfolioConnection(relay.Connection[Portfolio]):
+    total_count: int
+
+
+@strawberry.type
+class CatalogQueries:
+    @strawberry.field(description="Projects of the catalog, newest first.")
+    async def projects(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> ProjectConnection:
+        principal = info.context.require_principal()
+        async with info.context.db.session() as session:
+            page = await paginate(
+                session,
+                catalog.projects_of(principal),
+                models.Project,
+                page_request(first, after, last, before),
+            )
+        return to_connection(ProjectConnection, page, Project.from_row)
+
+    @strawberry.field(description="One project, or null.")
+    async def project(self, info: Info, id: relay.GlobalID) -> Project | None:
+        info.context.require_principal()
+        project_id = parse_global_id(id, "Project", "id")
+        row = await info.context.loaders.project_by_id.load(project_id)
+        return Project.from_row(row) if row else None
+
+    @strawberry.field(description="Bundles for sale, newest first.")
+    async def bundles(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> BundleConnection:
+        principal = info.context.require_principal()
+        async with info.context.db.session() as session:
+            page = await paginate(
+                session,
+                catalog.bundles_of(principal),
+                models.Bundle,
+                page_request(first, after, last, before),
+            )
+        return to_connection(BundleConnection, page, Bundle.from_row)
+
+    @strawberry.field(description="Portfolios, newest first; `isDefault` marks the default.")
+    async def portfolios(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> PortfolioConnection:
+        principal = info.context.require_principal()
+        async with info.context.db.session() as session:
+            page = await paginate(
+                session,
+                catalog.portfolios_of(principal),
+                models.Portfolio,
+                page_request(first, after, last, before),
+            )
+        return to_connection(PortfolioConnection, page, Portfolio.from_row)
+
+
+@strawberry.input
+class CreateProjectInput:
+    name: str
+    type: ProjectType  # type: ignore[valid-type]
+    registry: str = strawberry.field(description="e.g. Verra, Gold Standard, Puro.earth.")
+    registry_id: str
+    country: str = strawberry.field(description="ISO 3166 alpha-2 or alpha-3 code.")
+    description: str = ""
+
+
+@strawberry.type
+class CreateProjectPayload:
+    project: Project | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class AddCreditBatchInput:
+    project_id: relay.GlobalID
+    vintage: int
+    serial_prefix: str
+    quantity: MassInput
+
+
+@strawberry.type
+class AddCreditBatchPayload:
+    credit_batch: CreditBatch | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CreateBundleInput:
+    name: str
+    unit_price: MoneyInput = strawberry.field(description="Price of one tonne.")
+    project_ids: list[relay.GlobalID]
+    description: str = ""
+
+
+@strawberry.type
+class CreateBundlePayload:
+    bundle: Bundle | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class PortfolioBundleInput:
+    bundle_id: relay.GlobalID
+    weight: Decimal = strawberry.field(description="Percentage; a portfolio's weights sum to 100.")
+
+
+@strawberry.input
+class CreatePortfolioInput:
+    name: str
+    bundles: list[PortfolioBundleInput]
+    is_default: bool = False
+
+
+@strawberry.type
+class PortfolioPayload:
+    portfolio: Portfolio | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class SetDefaultPortfolioInput:
+    portfolio_id: relay.GlobalID
+
+
+@strawberry.type
+class CatalogMutations:
+    @strawberry.mutation(description="Add a project to the catalog (admin only).")
+    async def create_project(self, info: Info, input: CreateProjectInput) -> CreateProjectPayload:
+        principal = info.context.require_principal()
+        outcome = await perform(
+            info.context.db,
+            lambda session: catalog.create_project(
+                session,
+                principal,
+                name=input.name,
+                project_type=models.ProjectType(input.type),
+                registry=input.registry,
+                registry_id=input.registry_id,
+                country=input.country,
+                description=input.description,
+            ),
+        )
+        return CreateProjectPayload(
+            project=Project.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )
+
+    @strawberry.mutation(
+        description="Add a batch of a project's credits to inventory (admin only); orders "
+        "waiting for stock are retried."
+    )
+    async def add_credit_batch(
+        self, info: Info, input: AddCreditBatchInput
+    ) -> AddCreditBatchPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: Any) -> models.CreditBatch:
+            return await add_stock(
+                session,
+                principal,
+                project_id=parse_global_id(input.project_id, "Project", "projectId"),
+                vintage=input.vintage,
+                serial_prefix=input.serial_prefix,
+                quantity_grams=input.quantity.to_grams("quantity"),
+            )
+
+        outcome = await perform(info.context.db, use_case)
+        if outcome.value is not None:
+            info.context.wake_worker()
+        return AddCreditBatchPayload(
+            credit_batch=CreditBatch.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )
+
+    @strawberry.mutation(description="Create a bundle over one or more projects (admin only).")
+    async def create_bundle(self, info: Info, input: CreateBundleInput) -> CreateBundlePayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: Any) -> models.Bundle:
+            project_ids = [
+                parse_global_id(pid, "Project", f"projectIds.{index}")
+                for index, pid in enumerate(input.project_ids)
+            ]
+            bundle, _ = await catalog.create_bundle(
+                session,
+                principal,
+                name=input.name,
+                unit_price=input.unit_price.amount,
+                currency=input.unit_price.currency,
+                project_ids=project_ids,
+                description=input.description,
+            )
+            return bundle
+
+        outcome = await perform(info.context.db, use_case)
+        return CreateBundlePayload(
+            bundle=Bundle.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )
+
+    @strawberry.mutation(description="Create a portfolio; weights must sum to 100 (admin only).")
+    async def create_portfolio(self, info: Info, input: CreatePortfolioInput) -> PortfolioPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: Any) -> models.Portfolio:
+            weights = [
+                (parse_global_id(item.bundle_id, "Bundle", f"bundles.{i}.bundleId"), item.weight)
+                for i, item in enumerate(input.bundles)
+            ]
+            created = await catalog.create_portfolio(
+                session, principal, name=input.name, weights=weights, make_default=input.is_default
+            )
+            return created.portfolio
+
+        outcome = await perform(info.context.db, use_case)
+        return PortfolioPayload(
+            portfolio=Portfolio.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )
+
+    @strawberry.mutation(description="Make a portfolio the account's default (admin only).")
+    async def set_default_portfolio(
+        self, info: Info, input: SetDefaultPortfolioInput
+    ) -> PortfolioPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: Any) -> models.Portfolio:
+            portfolio_id = parse_global_id(input.portfolio_id, "Portfolio", "portfolioId")
+            return await catalog.set_default_portfolio(session, principal, portfolio_id)
+
+        outcome = await perform(info.context.db, use_case)
+        return PortfolioPayload(
+            portfolio=Portfolio.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )

@@ -1,0 +1,56 @@
+"""Generic loaders over the domain's batch reads: one domain call (one session) per batch."""
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from aiodataloader import DataLoader
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.accounts.service import Principal
+from app.db import Database
+
+Row = TypeVar("Row")
+Value = TypeVar("Value")
+
+FetchRows = Callable[[AsyncSession, Principal, Sequence[uuid.UUID]], Awaitable[Sequence[Row]]]
+FetchMapping = Callable[
+    [AsyncSession, Principal, Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Value]]
+]
+
+
+class RowsByIdLoader(DataLoader, Generic[Row]):
+    """Rows by id through a scoped domain read; unknown or foreign ids load as None."""
+
+    def __init__(self, db: Database, principal: Principal | None, fetch: FetchRows[Row]) -> None:
+        super().__init__()
+        self.db, self.principal, self.fetch = db, principal, fetch
+
+    async def batch_load_fn(self, ids: Sequence[uuid.UUID]) -> list[Row | None]:
+        if self.principal is None:
+            return [None] * len(ids)
+        async with self.db.session() as session:
+            rows = await self.fetch(session, self.principal, list(set(ids)))
+        by_id: dict[Any, Row] = {row.id: row for row in rows}  # type: ignore[attr-defined]
+        return [by_id.get(row_id) for row_id in ids]
+
+
+class MappedLoader(DataLoader, Generic[Value]):
+    """Values keyed by id (a list of children, a sum) through a scoped domain read."""
+
+    def __init__(
+        self,
+        db: Database,
+        principal: Principal | None,
+        fetch: FetchMapping[Value],
+        missing: Callable[[], Value],
+    ) -> None:
+        super().__init__()
+        self.db, self.principal, self.fetch, self.missing = db, principal, fetch, missing
+
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Value]:
+        if self.principal is None:
+            return [self.missing() for _ in keys]
+        async with self.db.session() as session:
+            found = await self.fetch(session, self.principal, list(set(keys)))
+        return [found[key] if key in found else self.missing() for key in keys]

@@ -1,0 +1,330 @@
+"""Customer orders in the graph, shaped like the seed's: per-item breakdowns in kgCO2e floats."""
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry import relay
+
+from app.emissions import customer_orders as service
+from app.emissions import models
+from app.emissions.calculators import ESTIMATED, INDICATIVE
+from app.graphql.context import Info
+from app.graphql.emissions.estimates import Estimate
+from app.graphql.errors import UserError, perform
+from app.graphql.relay import page_request, parse_global_id, to_connection
+from app.pagination import paginate
+
+EMISSION_UNIT = "kgCO2e"
+MILLIGRAMS_PER_KG = 1_000_000
+
+CustomerOrderStatus = strawberry.enum(models.CustomerOrderStatus, name="CustomerOrderStatus")
+
+
+class ItemType(StrEnum):
+    PRODUCT = "PRODUCT"  # the only kind of item so far, as the seed labels it
+
+
+CustomerOrderItemType = strawberry.enum(ItemType, name="CustomerOrderItemType")
+
+
+def _kg(milligrams: int) -> float:
+    return milligrams / MILLIGRAMS_PER_KG
+
+
+@strawberry.type(description="One part of a device's emissions, labelled as the GHG Protocol.")
+class EmissionPart:
+    description: str
+    emission: float = strawberry.field(description="kg CO2e.")
+    emission_unit: str
+    ghg_scope: str
+    ghg_category: str
+    type: str = strawberry.field(description='"estimated", or "indicative" for the use phase.')
+
+
+@strawberry.type
+class EmissionBreakdown:
+    product_embodied_emission: EmissionPart
+    packaging: EmissionPart
+    transportation: EmissionPart
+    product_use: EmissionPart
+
+    @classmethod
+    def from_item(cls, item: models.CustomerOrderItem) -> "EmissionBreakdown":
+        purchased = ("3", "Category 1: Purchased goods and services")
+        upstream = ("3", "Category 4: Upstream transportation and distribution")
+        return cls(
+            product_embodied_emission=EmissionPart(
+                description=item.embodied_description,
+                emission=_kg(item.embodied_mg),
+                emission_unit=EMISSION_UNIT,
+                ghg_scope=purchased[0],
+                ghg_category=purchased[1],
+                type=ESTIMATED,
+            ),
+            packaging=EmissionPart(
+                description=item.packaging_description,
+                emission=_kg(item.packaging_mg),
+                emission_unit=EMISSION_UNIT,
+                ghg_scope=purchased[0],
+                ghg_category=purchased[1],
+                type=ESTIMATED,
+            ),
+            transportation=EmissionPart(
+                description=item.transportation_description,
+                emission=_kg(item.transportation_mg),
+                emission_unit=EMISSION_UNIT,
+                ghg_scope=upstream[0],
+                ghg_category=upstream[1],
+                type=ESTIMATED,
+            ),
+            product_use=EmissionPart(
+                description=item.use_description,
+                emission=_kg(item.use_mg),
+                emission_unit=EMISSION_UNIT,
+                ghg_scope="2",
+                ghg_category="Electricity",
+                type=INDICATIVE,
+            ),
+        )
+
+
+@strawberry.type(description="One device of a customer order.")
+class CustomerOrderItem:
+    device_id: str = strawberry.field(description="The device's catalog productId.")
+    product_id: str
+    serial_number: str
+    type: CustomerOrderItemType  # type: ignore[valid-type]
+    tenure_months: int
+    weight_kg: Decimal = strawberry.field(description="Shipped weight used for transportation.")
+    total_emission: float = strawberry.field(description="kg CO2e: the sum of the four parts.")
+    emission_unit: str
+    emission_breakdown: EmissionBreakdown
+
+    @classmethod
+    def from_row(cls, row: models.CustomerOrderItem) -> "CustomerOrderItem":
+        return cls(
+            device_id=row.product_id,
+            product_id=row.product_id,
+            serial_number=row.serial_number,
+            type=ItemType.PRODUCT,
+            tenure_months=row.tenure_months,
+            weight_kg=Decimal(row.weight_grams) / 1000,
+            total_emission=_kg(row.total_emission_mg),
+            emission_unit=EMISSION_UNIT,
+            emission_breakdown=EmissionBreakdown.from_item(row),
+        )
+
+
+@strawberry.type(description="A customer's rental order of devices, with its emissions.")
+class CustomerOrder(relay.Node):
+    id: relay.NodeID[str]
+    customer_id: str
+    order_id: str
+    order_date: date
+    tenure_start_date: date
+    status: CustomerOrderStatus  # type: ignore[valid-type]
+    total_emission: float = strawberry.field(description="kg CO2e of all items.")
+    emission_unit: str
+    item_count: int
+    created_at: datetime
+    estimate_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Every item, in the order sent.")
+    async def items(self, info: Info) -> list[CustomerOrderItem]:
+        rows = await info.context.loaders.customer_order_items.load(uuid.UUID(self.id))
+        return [CustomerOrderItem.from_row(row) for row in rows]
+
+    @strawberry.field(description="The estimate this order produced, to offset it.")
+    async def estimate(self, info: Info) -> Estimate | None:
+        row = await info.context.loaders.estimate_by_id.load(self.estimate_id)
+        return Estimate.from_row(row) if row else None
+
+    @classmethod
+    def from_row(cls, row: models.CustomerOrder) -> "CustomerOrder":
+        return cls(
+            id=str(row.id),
+            customer_id=row.customer_id,
+            order_id=row.order_id,
+            order_date=row.order_date,
+            tenure_start_date=row.tenure_start_date,
+            status=row.status,
+            total_emission=_kg(row.total_emission_mg),
+            emission_unit=EMISSION_UNIT,
+            item_count=row.item_count,
+            created_at=row.created_at,
+            estimate_id=row.estimate_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["CustomerOrder | None"]:
+        ids: list[uuid.UUID | None] = []
+        for node_id in node_ids:
+            try:
+                ids.append(uuid.UUID(node_id))
+            except ValueError:
+                ids.append(None)
+        rows = await info.context.loaders.customer_order_by_id.load_many(ids)
+        return [cls.from_row(row) if row else None for row in rows]
+
+
+@strawberry.type
+class CustomerOrderConnection(relay.Connection[CustomerOrder]):
+    total_count: int
+
+
+@strawberry.type(description="A device's emissions in one order.")
+class DeviceOrderEmission:
+    customer_id: str
+    order_id: str
+    order_date: date
+    tenure_start_date: date
+    total_emission: float
+    emission_unit: str
+    emission: EmissionBreakdown
+
+
+@strawberry.type(description="A device's history across your customer orders.")
+class DeviceEmissions:
+    serial_number: str
+    number_of_orders: int
+    total_emission: float
+    emission_unit: str
+    orders: list[DeviceOrderEmission]
+
+    @classmethod
+    def from_history(cls, history: service.DeviceHistory) -> "DeviceEmissions":
+        return cls(
+            serial_number=history.serial_number,
+            number_of_orders=len(history.entries),
+            total_emission=_kg(sum(item.total_emission_mg for _, item in history.entries)),
+            emission_unit=EMISSION_UNIT,
+            orders=[
+                DeviceOrderEmission(
+                    customer_id=order.customer_id,
+                    order_id=order.order_id,
+                    order_date=order.order_date,
+                    tenure_start_date=order.tenure_start_date,
+                    total_emission=_kg(item.total_emission_mg),
+                    emission_unit=EMISSION_UNIT,
+                    emission=EmissionBreakdown.from_item(item),
+                )
+                for order, item in history.entries
+            ],
+        )
+
+
+@strawberry.input
+class DeviceConfigInput:
+    product_id: str
+    serial_number: str
+    tenure_months: int
+    weight_kg: Decimal | None = strawberry.field(
+        default=None, description="Shipped weight of this device, to the gram; else the catalog's."
+    )
+
+
+@strawberry.input
+class CustomerOrderItemInput:
+    config: DeviceConfigInput
+
+
+@strawberry.input
+class CreateCustomerOrderInput:
+    customer_id: str
+    order_id: str = strawberry.field(
+        description="Unique per customer: sending the same order again returns it unchanged."
+    )
+    order_date: date
+    tenure_start_date: date
+    items: list[CustomerOrderItemInput] = strawberry.field(
+        description=f"1 to {service.MAX_ITEMS_PER_ORDER:,} devices."
+    )
+
+
+@strawberry.type
+class CreateCustomerOrderPayload:
+    customer_order: CustomerOrder | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CustomerOrderFilter:
+    customer_id: str | None = None
+
+
+@strawberry.type
+class CustomerOrderQueries:
+    @strawberry.field(description="One of your customer orders, or null.")
+    async def customer_order(self, info: Info, id: strawberry.ID) -> CustomerOrder | None:
+        info.context.require_principal()
+        order_id = parse_global_id(id, "CustomerOrder", "id")
+        row = await info.context.loaders.customer_order_by_id.load(order_id)
+        return CustomerOrder.from_row(row) if row else None
+
+    @strawberry.field(description="Your customer orders, newest first.")
+    async def customer_orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: CustomerOrderFilter | None = None,
+    ) -> CustomerOrderConnection:
+        principal = info.context.require_principal()
+        customer_id = filter.customer_id if filter else None
+        async with info.context.db.session() as session:
+            page = await paginate(
+                session,
+                service.customer_orders_of(principal, customer_id),
+                models.CustomerOrder,
+                page_request(first, after, last, before),
+            )
+        return to_connection(CustomerOrderConnection, page, CustomerOrder.from_row)
+
+    @strawberry.field(description="Every order a device was part of, by its serial number.")
+    async def device_emissions(self, info: Info, serial_number: str) -> DeviceEmissions:
+        principal = info.context.require_principal()
+        async with info.context.db.session() as session:
+            history = await service.device_emissions(session, principal, serial_number)
+        return DeviceEmissions.from_history(history)
+
+
+@strawberry.type
+class CustomerOrderMutations:
+    @strawberry.mutation(description="Compute and store a customer order's per-item emissions.")
+    async def create_customer_order(
+        self, info: Info, input: CreateCustomerOrderInput
+    ) -> CreateCustomerOrderPayload:
+        principal = info.context.require_principal()
+        spec = service.CustomerOrderSpec(
+            customer_id=input.customer_id,
+            order_id=input.order_id,
+            order_date=input.order_date,
+            tenure_start_date=input.tenure_start_date,
+            items=[
+                service.DeviceConfig(
+                    product_id=item.config.product_id,
+                    serial_number=item.config.serial_number,
+                    tenure_months=item.config.tenure_months,
+                    weight_kg=item.config.weight_kg,
+                )
+                for item in input.items
+            ],
+        )
+
+        async def create(session: AsyncSession) -> models.CustomerOrder:
+            return await service.create_customer_order(session, principal, spec)
+
+        outcome = await perform(info.context.db, create)
+        return CreateCustomerOrderPayload(
+            customer_order=CustomerOrder.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )

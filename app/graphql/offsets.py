@@ -1,0 +1,476 @@
+"""Offsetting in the graph: quotes, orders, allocations, history and certificates."""
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from app.emissions import service as emissions
+from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project
+from app.graphql.context import Context, Info
+from app.graphql.errors import UserError, perform
+from app.graphql.money import Mass, MassInput, Money, MoneyInput
+from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
+from app.offsets import models
+from app.offsets import service as offsets
+from app.pagination import paginate
+
+OrderState = strawberry.enum(models.OrderState, name="OrderState")
+
+
+@strawberry.type
+class QuoteBundle:
+    bundle: Bundle
+    weight: Decimal = strawberry.field(description="Percentage of the portfolio.")
+    mass: Mass
+    unit_price: Money = strawberry.field(description="Price of one tonne.")
+    cost: Money
+    inventory_sufficient: bool = strawberry.field(
+        description="Whether the bundle's unallocated stock covers this mass now."
+    )
+
+
+@strawberry.type
+class Quote:
+    mass: Mass
+    total_cost: Money = strawberry.field(description="The sum of the bundles' costs, exactly.")
+    portfolio: Portfolio
+    bundles: list[QuoteBundle]
+    inventory_sufficient: bool
+
+    @classmethod
+    def from_domain(cls, quote: offsets.Quote) -> "Quote":
+        return cls(
+            mass=Mass.from_grams(quote.mass_grams),
+            total_cost=Money.from_minor_units(quote.total_cost_minor, quote.currency),
+            portfolio=Portfolio.from_row(quote.portfolio),
+            bundles=[
+                QuoteBundle(
+                    bundle=Bundle.from_row(line.bundle),
+                    weight=Decimal(line.weight_bp) / 100,
+                    mass=Mass.from_grams(line.mass_grams),
+                    unit_price=Money.from_minor_units(line.unit_price_minor, quote.currency),
+                    cost=Money.from_minor_units(line.cost_minor, quote.currency),
+                    inventory_sufficient=line.inventory_sufficient,
+                )
+                for line in quote.lines
+            ],
+            inventory_sufficient=quote.inventory_sufficient,
+        )
+
+
+@strawberry.type
+class QuotePayload:
+    quote: Quote | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class Allocation:
+    bundle_id: strawberry.Private[uuid.UUID]
+    project_id: strawberry.Private[uuid.UUID]
+    credit_batch_id: strawberry.Private[uuid.UUID]
+    mass: Mass
+    serial_range: str = strawberry.field(
+        description="Registry serials retired: `<batch serial prefix>-<first>-<last>`."
+    )
+
+    @strawberry.field
+    async def bundle(self, info: Info) -> Bundle:
+        return Bundle.from_row(await info.context.loaders.bundle_by_id.load(self.bundle_id))
+
+    @strawberry.field
+    async def project(self, info: Info) -> Project:
+        return Project.from_row(await info.context.loaders.project_by_id.load(self.project_id))
+
+    @strawberry.field
+    async def credit_batch(self, info: Info) -> CreditBatch:
+        row = await info.context.loaders.credit_batch_by_id.load(self.credit_batch_id)
+        return CreditBatch.from_row(row)
+
+
+@strawberry.type
+class OrderStateChange:
+    sequence: int
+    previous_state: OrderState | None  # type: ignore[valid-type]
+    state: OrderState  # type: ignore[valid-type]
+    at: datetime
+
+
+@strawberry.type
+class Certificate:
+    id: str
+    issued_at: datetime
+    public_url: str = strawberry.field(description="Public HTML page; no key needed.")
+    download_url: str = strawberry.field(description="The certificate as PDF; no key needed.")
+
+
+@strawberry.type
+class Order(relay.Node):
+    id: relay.NodeID[str]
+    state: OrderState  # type: ignore[valid-type]
+    mass: Mass
+    price: Money
+    certificate_id: str | None
+    description: str | None
+    metadata: JSON | None = strawberry.field(description="Yours; never shown publicly.")
+    idempotency_key: str | None
+    callback_url: str | None
+    created_at: datetime
+    fulfilled_at: datetime | None
+    cancelled_at: datetime | None
+    portfolio_id: strawberry.Private[uuid.UUID]
+    estimate_id: strawberry.Private[uuid.UUID | None]
+
+    @classmethod
+    def from_row(cls, row: models.OffsetOrder) -> "Order":
+        return cls(
+            id=str(row.id),
+            state=row.state,
+            mass=Mass.from_grams(row.mass_grams),
+            price=Money.from_minor_units(row.price_minor, row.currency),
+            certificate_id=row.certificate_id,
+            description=row.description,
+            metadata=cast(JSON, row.metadata_),
+            idempotency_key=row.idempotency_key,
+            callback_url=row.callback_url,
+            created_at=row.created_at,
+            fulfilled_at=row.fulfilled_at,
+            cancelled_at=row.cancelled_at,
+            portfolio_id=row.portfolio_id,
+            estimate_id=row.estimate_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Order | None"]:
+        return await nodes_by_id(info.context.loaders.order_by_id, node_ids, cls.from_row)
+
+    @strawberry.field
+    async def portfolio(self, info: Info) -> Portfolio:
+        row = await info.context.loaders.portfolio_by_id.load(self.portfolio_id)
+        return Portfolio.from_row(row)
+
+    @strawberry.field(description="Credits retired for this order; empty until fulfilled.")
+    async def allocations(self, info: Info) -> list[Allocation]:
+        rows = await info.context.loaders.allocations_by_order.load(uuid.UUID(self.id))
+        batches = await info.context.loaders.credit_batch_by_id.load_many(
+            [row.credit_batch_id for row in rows]
+        )
+        return [
+            Allocation(
+                bundle_id=row.bundle_id,
+                project_id=row.project_id,
+                credit_batch_id=row.credit_batch_id,
+                mass=Mass.from_grams(row.mass_grams),
+                serial_range=offsets.serial_range(
+                    batch.serial_prefix, row.serial_start, row.serial_end
+                ),
+            )
+            for row, batch in zip(rows, batches, strict=True)
+        ]
+
+    @strawberry.field(description="The projects this order's credits come from.")
+    async def projects(self, info: Info) -> list[Project]:
+        rows = await info.context.loaders.allocations_by_order.load(uuid.UUID(self.id))
+        project_ids = list(dict.fromkeys(row.project_id for row in rows))
+        projects = await info.context.loaders.project_by_id.load_many(project_ids)
+        return [Project.from_row(project) for project in projects if project]
+
+    @strawberry.field(description="Null until the order is fulfilled.")
+    def certificate(self, info: Info) -> Certificate | None:
+        if self.certificate_id is None or self.fulfilled_at is None:
+            return None
+        page = info.context.public_url(f"/certificates/{self.certificate_id}")
+        return Certificate(
+            id=self.certificate_id,
+            issued_at=self.fulfilled_at,
+            public_url=page,
+            download_url=f"{page}.pdf",
+        )
+
+    @strawberry.field(description="Every state the order has been in, oldest first.")
+    async def history(self, info: Info) -> list[OrderStateChange]:
+        events = await info.context.loaders.events_by_order.load(uuid.UUID(self.id))
+        return [
+            OrderStateChange(
+                sequence=event.sequence or 0,
+                previous_state=models.OrderState(event.previous_state)
+                if event.previous_state
+                else None,
+                state=models.OrderState(event.state),
+                at=event.occurred_at,
+            )
+            for event in events
+            if event.state
+        ]
+
+
+@strawberry.type
+class OrderConnection(relay.Connection[Order]):
+    total_count: int
+
+
+@strawberry.input
+class QuoteByMassInput:
+    mass: MassInput
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class QuoteByValueInput:
+    value: MoneyInput
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class OrdersFilter:
+    states: list[OrderState] | None = None  # type: ignore[valid-type]
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _portfolio_id(value: relay.GlobalID | None) -> uuid.UUID | None:
+    return None if value is None else parse_global_id(value, "Portfolio", "portfolioId")
+
+
+async def _quote(
+    info: Info, quote: Callable[[AsyncSession], Awaitable[offsets.Quote]]
+) -> QuotePayload:
+    outcome = await perform(info.context.db, quote, read_only=True)
+    return QuotePayload(
+        quote=Quote.from_domain(outcome.value) if outcome.value else None,
+        user_errors=outcome.user_errors,
+    )
+
+
+@strawberry.type
+class OffsetQueries:
+    @strawberry.field(description="Price a mass across a portfolio (default: the account's).")
+    async def quote_by_mass(self, info: Info, input: QuoteByMassInput) -> QuotePayload:
+        principal = info.context.require_principal()
+        return await _quote(
+            info,
+            lambda session: offsets.quote_by_mass(
+                session,
+                principal,
+                input.mass.to_grams("mass"),
+                _portfolio_id(input.portfolio_id),
+            ),
+        )
+
+    @strawberry.field(description="The largest mass (to the gram) a value buys.")
+    async def quote_by_value(self, info: Info, input: QuoteByValueInput) -> QuotePayload:
+        principal = info.context.require_principal()
+        return await _quote(
+            info,
+            lambda session: offsets.quote_by_value(
+                session,
+                principal,
+                input.value.amount,
+                input.value.currency,
+                _portfolio_id(input.portfolio_id),
+            ),
+        )
+
+    @strawberry.field(description="One order, or null.")
+    async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
+        info.context.require_principal()
+        row = await info.context.loaders.order_by_id.load(parse_global_id(id, "Order", "id"))
+        return Order.from_row(row) if row else None
+
+    @strawberry.field(description="The order created with this idempotency key, or null.")
+    async def order_by_idempotency_key(self, info: Info, key: str) -> Order | None:
+        principal = info.context.require_principal()
+        async with info.context.db.session() as session:
+            row = await offsets.order_by_idempotency_key(session, principal, key)
+        return Order.from_row(row) if row else None
+
+    @strawberry.field(description="Orders, newest first.")
+    async def orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: OrdersFilter | None = None,
+    ) -> OrderConnection:
+        principal = info.context.require_principal()
+        order_filter = offsets.OrderFilter(
+            states=[models.OrderState(state) for state in (filter.states or [])] if filter else [],
+            created_after=filter.created_after if filter else None,
+            created_before=filter.created_before if filter else None,
+        )
+        async with info.context.db.session() as session:
+            page = await paginate(
+                session,
+                offsets.orders_of(principal, order_filter),
+                models.OffsetOrder,
+                page_request(first, after, last, before),
+            )
+        return to_connection(OrderConnection, page, Order.from_row)
+
+
+@strawberry.input
+class CreateOrderByMassInput:
+    mass: MassInput
+    idempotency_key: str | None = None
+    description: str | None = strawberry.field(
+        default=None, description="At most 512 characters; printed on the certificate."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None, description="A JSON object of yours, at most 512 bytes; never public."
+    )
+    callback_url: str | None = strawberry.field(
+        default=None, description="An http(s) URL told of this order's state changes."
+    )
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class CreateOrderByValueInput:
+    value: MoneyInput
+    idempotency_key: str | None = None
+    description: str | None = None
+    metadata: JSON | None = None
+    callback_url: str | None = None
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class CreateOrderByEstimateInput:
+    estimate_id: relay.GlobalID
+    idempotency_key: str | None = None
+    description: str | None = None
+    metadata: JSON | None = None
+    callback_url: str | None = None
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class CreateRideOrderInput:
+    distance_km: Decimal
+    vehicle_type: str = strawberry.field(
+        default="PASSENGER_CAR_VAN_OR_SUV", description="As in estimateGroundTransport."
+    )
+    idempotency_key: str | None = None
+    description: str | None = None
+    metadata: JSON | None = None
+    callback_url: str | None = None
+    portfolio_id: relay.GlobalID | None = None
+
+
+@strawberry.input
+class CancelOrderInput:
+    id: relay.GlobalID
+
+
+@strawberry.type
+class OrderPayload:
+    order: Order | None
+    user_errors: list[UserError]
+
+
+def _options(input: Any) -> offsets.OrderOptions:
+    return offsets.OrderOptions(
+        idempotency_key=input.idempotency_key,
+        description=input.description,
+        metadata=input.metadata,
+        callback_url=input.callback_url,
+        portfolio_id=_portfolio_id(input.portfolio_id),
+    )
+
+
+async def _order_payload(
+    context: Context, use_case: Callable[[AsyncSession], Awaitable[models.OffsetOrder]]
+) -> OrderPayload:
+    outcome = await perform(context.db, use_case)
+    if outcome.value is not None:
+        context.wake_worker()
+    return OrderPayload(
+        order=Order.from_row(outcome.value) if outcome.value else None,
+        user_errors=outcome.user_errors,
+    )
+
+
+@strawberry.type
+class OffsetMutations:
+    @strawberry.mutation(description="Order credits for a mass, priced now.")
+    async def create_order_by_mass(self, info: Info, input: CreateOrderByMassInput) -> OrderPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+            options = _options(input)
+            return await offsets.create_order_by_mass(
+                session, principal, input.mass.to_grams("mass"), options
+            )
+
+        return await _order_payload(info.context, use_case)
+
+    @strawberry.mutation(description="Order the largest mass a value buys.")
+    async def create_order_by_value(
+        self, info: Info, input: CreateOrderByValueInput
+    ) -> OrderPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+            return await offsets.create_order_by_value(
+                session, principal, input.value.amount, input.value.currency, _options(input)
+            )
+
+        return await _order_payload(info.context, use_case)
+
+    @strawberry.mutation(
+        description="Offset an estimate (its emission rounded up to the gram); once per estimate."
+    )
+    async def create_order_by_estimate(
+        self, info: Info, input: CreateOrderByEstimateInput
+    ) -> OrderPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+            estimate_id = parse_global_id(input.estimate_id, "Estimate", "estimateId")
+            estimate = await emissions.get_estimate(session, principal, estimate_id)
+            return await offsets.create_order_by_estimate(
+                session, principal, estimate, _options(input)
+            )
+
+        return await _order_payload(info.context, use_case)
+
+    @strawberry.mutation(
+        description="Estimate a ride and offset it in one step.",
+        deprecation_reason="Use estimateGroundTransport then createOrderByEstimate",
+    )
+    async def create_ride_order(self, info: Info, input: CreateRideOrderInput) -> OrderPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+            estimate = await emissions.estimate_ground_transport(
+                session,
+                principal,
+                distance_km=input.distance_km,
+                vehicle_type=input.vehicle_type,
+            )
+            return await offsets.create_order_by_estimate(
+                session, principal, estimate, _options(input)
+            )
+
+        return await _order_payload(info.context, use_case)
+
+    @strawberry.mutation(description="Cancel a PLACED order.")
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+            order_id = parse_global_id(input.id, "Order", "id")
+            return await offsets.cancel_order(session, principal, order_id)
+
+        return await _order_payload(info.context, use_case)

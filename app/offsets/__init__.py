@@ -1,0 +1,1 @@
+"""Quotes, offset orders, allocation and fulfilment, cancellation and idempotency."""

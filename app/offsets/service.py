@@ -1,0 +1,470 @@
+"""Use cases of offsetting: quotes, order creation (idempotent), cancellation and reads."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from app.accounts.service import Principal, owned_by
+from app.catalog import service as catalog
+from app.catalog.models import Bundle, Portfolio
+from app.db import utcnow
+from app.emissions.models import Estimate
+from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
+from app.events.outbox import record_event
+from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
+from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
+from app.units import minor_from
+
+MAX_ORDER_GRAMS = 10**12  # one million tonnes in one order is a typo, not a purchase
+MAX_DESCRIPTION = 512
+MAX_METADATA_BYTES = 512
+MAX_IDEMPOTENCY_KEY = 255
+MAX_URL = 2048
+ORDER_EVENT_TYPES = {
+    OrderState.PLACED: "order.placed",
+    OrderState.FULFILLED: "order.fulfilled",
+    OrderState.CANCELLED: "order.cancelled",
+}
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    bundle: Bundle
+    weight_bp: int
+    mass_grams: int
+    unit_price_minor: int
+    cost_minor: int
+    available_grams: int
+
+    @property
+    def inventory_sufficient(self) -> bool:
+        return self.available_grams >= self.mass_grams
+
+
+@dataclass(frozen=True)
+class Quote:
+    portfolio: Portfolio
+    mass_grams: int
+    total_cost_minor: int
+    currency: str
+    lines: list[QuoteLine]
+
+    @property
+    def inventory_sufficient(self) -> bool:
+        return all(line.inventory_sufficient for line in self.lines)
+
+
+@dataclass(frozen=True)
+class OrderOptions:
+    """What every way of ordering accepts besides the quantity."""
+
+    idempotency_key: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    callback_url: str | None = None
+    portfolio_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    states: list[OrderState] = field(default_factory=list)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def serial_range(serial_prefix: str, start: int, end: int) -> str:
+    """How an allocation's registry serials read: `<batch prefix>-<first>-<last>`."""
+    return f"{serial_prefix}-{start:012d}-{end:012d}"
+
+
+def _check_mass(grams: int, field: str = "mass.amount") -> None:
+    if grams <= 0:
+        raise DomainError(ErrorCode.QUANTITY_NOT_POSITIVE, "Mass must be positive.", field)
+    if grams > MAX_ORDER_GRAMS:
+        raise InvalidInput("Mass is above the 1,000,000 t limit of one order.", field)
+
+
+def _shares(portfolio: catalog.PortfolioWithBundles) -> list[Share]:
+    return [
+        Share(wb.bundle.id, wb.weight_bp, wb.bundle.unit_price_minor) for wb in portfolio.bundles
+    ]
+
+
+async def _quote(
+    session: AsyncSession,
+    principal: Principal,
+    portfolio: catalog.PortfolioWithBundles,
+    grams: int,
+) -> Quote:
+    priced = price_mass(grams, _shares(portfolio))
+    available = await catalog.available_grams_by_bundle(
+        session, principal, [wb.bundle.id for wb in portfolio.bundles]
+    )
+    lines = [
+        QuoteLine(
+            bundle=wb.bundle,
+            weight_bp=wb.weight_bp,
+            mass_grams=part.grams,
+            unit_price_minor=wb.bundle.unit_price_minor,
+            cost_minor=part.cost_minor,
+            available_grams=available[wb.bundle.id],
+        )
+        for wb, part in zip(portfolio.bundles, priced, strict=True)
+    ]
+    return Quote(
+        portfolio=portfolio.portfolio,
+        mass_grams=grams,
+        total_cost_minor=total_cost(priced),
+        currency=portfolio.portfolio.currency,
+        lines=lines,
+    )
+
+
+async def quote_by_mass(
+    session: AsyncSession, principal: Principal, grams: int, portfolio_id: uuid.UUID | None
+) -> Quote:
+    _check_mass(grams)
+    portfolio = await catalog.portfolio_for_order(session, principal, portfolio_id)
+    return await _quote(session, principal, portfolio, grams)
+
+
+async def quote_by_value(
+    session: AsyncSession,
+    principal: Principal,
+    amount: Any,
+    currency: str,
+    portfolio_id: uuid.UUID | None,
+) -> Quote:
+    """The largest mass (in grams) whose total cost is at most the value."""
+    currency = currency.upper()
+    value_minor = minor_from(amount, currency, "value.amount")
+    if value_minor <= 0:
+        raise InvalidInput("Value must be positive.", "value.amount")
+    portfolio = await catalog.portfolio_for_order(session, principal, portfolio_id)
+    if currency != portfolio.portfolio.currency:
+        raise InvalidInput(
+            f"The portfolio is priced in {portfolio.portfolio.currency}.", "value.currency"
+        )
+    grams = largest_mass_within(value_minor, _shares(portfolio))
+    if grams == 0:
+        raise DomainError(
+            ErrorCode.QUANTITY_NOT_POSITIVE, "The value buys less than one gram.", "value.amount"
+        )
+    _check_mass(min(grams, MAX_ORDER_GRAMS + 1), "value.amount")
+    return await _quote(session, principal, portfolio, grams)
+
+
+def _validate_options(options: OrderOptions) -> None:
+    key = options.idempotency_key
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise InvalidInput("Idempotency key: 1-255 printable characters.", "idempotencyKey")
+    if options.description is not None and len(options.description) > MAX_DESCRIPTION:
+        raise InvalidInput(
+            f"Description must be at most {MAX_DESCRIPTION} characters.", "description"
+        )
+    if options.metadata is not None:
+        if not isinstance(options.metadata, dict):
+            raise InvalidInput("Metadata must be a JSON object.", "metadata")
+        if len(_canonical_json(options.metadata).encode()) > MAX_METADATA_BYTES:
+            raise InvalidInput(
+                f"Metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.", "metadata"
+            )
+    if options.callback_url is not None:
+        parts = urlsplit(options.callback_url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or len(options.callback_url) > MAX_URL
+        ):
+            raise InvalidInput("Callback URL must be an absolute http(s) URL.", "callbackUrl")
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _request_hash(principal: Principal, request: dict[str, Any], options: OrderOptions) -> str:
+    canonical = _canonical_json(
+        {
+            **request,
+            "subaccount": str(principal.subaccount_id) if principal.subaccount_id else None,
+            "description": options.description,
+            "metadata": options.metadata,
+            "callbackUrl": options.callback_url,
+            "portfolio": str(options.portfolio_id) if options.portfolio_id else None,
+        }
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _order_by_key(
+    session: AsyncSession, principal: Principal, key: str
+) -> OffsetOrder | None:
+    # Keys are unique per account and mode, whichever subaccount used them.
+    return (
+        await session.exec(
+            select(OffsetOrder).where(
+                OffsetOrder.account_id == principal.account_id,
+                OffsetOrder.mode == principal.mode,
+                OffsetOrder.idempotency_key == key,
+            )
+        )
+    ).first()
+
+
+def _replay(existing: OffsetOrder, request_hash: str) -> OffsetOrder:
+    if existing.request_hash != request_hash:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "This idempotency key was used with a different request.",
+            "idempotencyKey",
+        )
+    return existing
+
+
+async def _live_order_for_estimate(
+    session: AsyncSession, estimate_id: uuid.UUID
+) -> OffsetOrder | None:
+    return (
+        await session.exec(
+            select(OffsetOrder).where(
+                OffsetOrder.estimate_id == estimate_id,
+                OffsetOrder.state != OrderState.CANCELLED,
+            )
+        )
+    ).first()
+
+
+def _estimate_taken() -> DomainError:
+    return DomainError(
+        ErrorCode.ESTIMATE_ALREADY_ORDERED, "This estimate is already offset.", "estimateId"
+    )
+
+
+async def _place(
+    session: AsyncSession,
+    principal: Principal,
+    quote: Quote,
+    options: OrderOptions,
+    request_hash: str,
+    estimate_id: uuid.UUID | None,
+) -> OffsetOrder:
+    order = OffsetOrder(
+        account_id=principal.account_id,
+        mode=principal.mode,
+        subaccount_id=principal.subaccount_id,
+        portfolio_id=quote.portfolio.id,
+        estimate_id=estimate_id,
+        mass_grams=quote.mass_grams,
+        price_minor=quote.total_cost_minor,
+        currency=quote.currency,
+        description=options.description,
+        metadata_=options.metadata,
+        callback_url=options.callback_url,
+        idempotency_key=options.idempotency_key,
+        request_hash=request_hash,
+    )
+    session.add(order)
+    await session.flush()
+    session.add_all(
+        [
+            OrderLine(
+                order_id=order.id,
+                bundle_id=line.bundle.id,
+                position=position,
+                weight_bp=line.weight_bp,
+                mass_grams=line.mass_grams,
+                unit_price_minor=line.unit_price_minor,
+                cost_minor=line.cost_minor,
+            )
+            for position, line in enumerate(quote.lines)
+            if line.mass_grams > 0
+        ]
+    )
+    record_state_change(session, order, None)
+    await session.flush()
+    return order
+
+
+def record_state_change(
+    session: AsyncSession, order: OffsetOrder, previous: OrderState | None
+) -> None:
+    record_event(
+        session,
+        type=ORDER_EVENT_TYPES[order.state],
+        account_id=order.account_id,
+        mode=order.mode,
+        subaccount_id=order.subaccount_id,
+        order_id=order.id,
+        previous_state=previous.value if previous else None,
+        state=order.state.value,
+        payload={"orderId": str(order.id), "state": order.state.value},
+    )
+
+
+async def _create(
+    session: AsyncSession,
+    principal: Principal,
+    request: dict[str, Any],
+    options: OrderOptions,
+    make_quote: Any,
+    estimate_id: uuid.UUID | None = None,
+) -> OffsetOrder:
+    """The one path every way of ordering takes: validate, replay or conflict on the key,
+    price, and insert — with the unique constraints settling concurrent duplicates."""
+    principal.require_active()
+    _validate_options(options)
+    request_hash = _request_hash(principal, request, options)
+    key = options.idempotency_key
+    if key is not None and (existing := await _order_by_key(session, principal, key)):
+        return _replay(existing, request_hash)
+    if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
+        raise _estimate_taken()
+    quote: Quote = await make_quote()
+    try:
+        async with session.begin_nested():
+            return await _place(session, principal, quote, options, request_hash, estimate_id)
+    except IntegrityError:
+        # A concurrent request with the same key or estimate committed first.
+        if key is not None and (existing := await _order_by_key(session, principal, key)):
+            return _replay(existing, request_hash)
+        if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
+            raise _estimate_taken() from None
+        raise
+
+
+async def create_order_by_mass(
+    session: AsyncSession, principal: Principal, grams: int, options: OrderOptions
+) -> OffsetOrder:
+    _check_mass(grams)
+    return await _create(
+        session,
+        principal,
+        {"by": "mass", "grams": grams},
+        options,
+        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+    )
+
+
+async def create_order_by_value(
+    session: AsyncSession, principal: Principal, amount: Any, currency: str, options: OrderOptions
+) -> OffsetOrder:
+    currency = currency.upper()
+    value_minor = minor_from(amount, currency, "value.amount")
+    return await _create(
+        session,
+        principal,
+        {"by": "value", "minor": value_minor, "currency": currency},
+        options,
+        lambda: quote_by_value(session, principal, amount, currency, options.portfolio_id),
+    )
+
+
+def grams_to_offset(estimate: Estimate) -> int:
+    """An estimate's offset: its exact milligrams rounded up, so the offset covers it."""
+    return -(-estimate.total_emission_mg // 1000)
+
+
+async def create_order_by_estimate(
+    session: AsyncSession, principal: Principal, estimate: Estimate, options: OrderOptions
+) -> OffsetOrder:
+    grams = grams_to_offset(estimate)
+    _check_mass(grams, "estimateId")
+    return await _create(
+        session,
+        principal,
+        {"by": "estimate", "estimate": str(estimate.id)},
+        options,
+        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+        estimate_id=estimate.id,
+    )
+
+
+def orders_of(
+    principal: Principal, filter: OrderFilter | None = None
+) -> SelectOfScalar[OffsetOrder]:
+    statement = select(OffsetOrder).where(*owned_by(principal, OffsetOrder))
+    if filter is not None:
+        if filter.states:
+            statement = statement.where(col(OffsetOrder.state).in_(filter.states))
+        if filter.created_after is not None:
+            statement = statement.where(OffsetOrder.created_at >= filter.created_after)
+        if filter.created_before is not None:
+            statement = statement.where(OffsetOrder.created_at < filter.created_before)
+    return statement
+
+
+async def get_order(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, field: str = "id"
+) -> OffsetOrder:
+    order = (await session.exec(orders_of(principal).where(OffsetOrder.id == order_id))).first()
+    if order is None:
+        raise NotFound("No such order.", field)
+    return order
+
+
+async def orders_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> Sequence[OffsetOrder]:
+    return (await session.exec(orders_of(principal).where(col(OffsetOrder.id).in_(ids)))).all()
+
+
+async def order_by_idempotency_key(
+    session: AsyncSession, principal: Principal, key: str
+) -> OffsetOrder | None:
+    return (
+        await session.exec(orders_of(principal).where(OffsetOrder.idempotency_key == key))
+    ).first()
+
+
+async def cancel_order(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID
+) -> OffsetOrder:
+    """PLACED → CANCELLED, decided by one conditional UPDATE so a racing fulfilment wins or
+    loses cleanly; nothing was allocated to a placed order, so no stock moves."""
+    order = await get_order(session, principal, order_id)
+    now = utcnow()
+    result = await session.exec(
+        update(OffsetOrder)
+        .where(col(OffsetOrder.id) == order.id, col(OffsetOrder.state) == OrderState.PLACED)
+        .values(state=OrderState.CANCELLED, cancelled_at=now)
+    )
+    if result.rowcount != 1:
+        raise DomainError(
+            ErrorCode.ORDER_NOT_CANCELLABLE,
+            f"Only PLACED orders can be cancelled; this one is {order.state.value}.",
+            "id",
+        )
+    order.state = OrderState.CANCELLED
+    order.cancelled_at = now
+    record_state_change(session, order, OrderState.PLACED)
+    await session.flush()
+    return order
+
+
+async def allocations_of_orders(
+    session: AsyncSession, principal: Principal, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Allocation]]:
+    rows = (
+        await session.exec(
+            select(Allocation)
+            .join(OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
+            .where(*owned_by(principal, OffsetOrder), col(Allocation.order_id).in_(order_ids))
+            .order_by(col(Allocation.created_at), col(Allocation.serial_start))
+        )
+    ).all()
+    grouped: dict[uuid.UUID, list[Allocation]] = {}
+    for allocation in rows:
+        grouped.setdefault(allocation.order_id, []).append(allocation)
+    return grouped
