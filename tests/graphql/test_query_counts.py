@@ -1,0 +1,75 @@
+"""Nested reads go through dataloaders: statements depend on a query's shape, not page size."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from app.accounts.models import Mode
+from app.accounts.service import Principal
+from app.db import Database
+from app.offsets.fulfilment import fulfil_pending
+from tests.conftest import TEST_SECRET, GraphQLClient, make_account, make_key
+from tests.offsets.test_concurrency import place_one_tonne, stock_of_tonnes
+
+ORDERS = """query($first: Int!) {
+  orders(first: $first) {
+    totalCount
+    edges { node {
+      id state mass { amount } price { amount currency }
+      portfolio { name bundles { weight bundle { name availableMass { amount } } } }
+      allocations {
+        mass { amount } serialRange
+        bundle { name unitPrice { amount } projects { name } }
+        project { name registry country }
+        creditBatch { vintage serialPrefix project { name } }
+      }
+      projects { name type }
+      certificate { id publicUrl downloadUrl }
+      history { state previousState at }
+    } }
+  }
+}"""
+
+
+@contextmanager
+def counting_statements(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_orders_page_costs_the_same_statements_for_5_and_50_orders(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    account = await make_account(db)
+    _, key = await make_key(db, account, Mode.TEST)
+    principal = Principal(account=account, mode=Mode.TEST, api_key_id=account.id, is_admin=True)
+    await stock_of_tonnes(db, principal, [30, 30])
+    for _ in range(50):
+        await place_one_tonne(db, principal)
+    await fulfil_pending(db, TEST_SECRET)
+    gql = GraphQLClient(client, key)
+    await gql.execute("{ viewer { mode } }")  # records the key's use, outside the count
+
+    counts = {}
+    for size in (5, 50):
+        with counting_statements(db) as statements:
+            body = await gql.execute(ORDERS, first=size)
+        assert "errors" not in body, body
+        edges = body["data"]["orders"]["edges"]
+        assert len(edges) == size
+        assert all(edge["node"]["allocations"] for edge in edges)
+        counts[size] = len(statements)
+    assert counts[5] == counts[50], counts
+    assert counts[50] <= 25, counts
+    print(f"statements per orders page: {counts}")
