@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from app.emissions import service as emissions
 from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project
 from app.graphql.context import Context, Info
+from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
 from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
@@ -195,6 +196,13 @@ class Order(relay.Node):
             public_url=page,
             download_url=f"{page}.pdf",
         )
+
+    @strawberry.field(description="The estimate this order offsets, if it was ordered by one.")
+    async def estimate(self, info: Info) -> Estimate | None:
+        if self.estimate_id is None:
+            return None
+        row = await info.context.loaders.estimate_by_id.load(self.estimate_id)
+        return Estimate.from_row(row) if row else None
 
     @strawberry.field(description="Every state the order has been in, oldest first.")
     async def history(self, info: Info) -> list[OrderStateChange]:

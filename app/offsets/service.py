@@ -161,7 +161,7 @@ async def quote_by_value(
         raise DomainError(
             ErrorCode.QUANTITY_NOT_POSITIVE, "The value buys less than one gram.", "value.amount"
         )
-    _check_mass(min(grams, MAX_ORDER_GRAMS + 1), "value.amount")
+    _check_mass(grams, "value.amount")
     return await _quote(session, principal, portfolio, grams)
 
 
