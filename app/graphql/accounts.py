@@ -10,8 +10,8 @@ from strawberry import relay
 from app.accounts import models, service
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
-from app.pagination import paginate
+from app.graphql.relay import connection, nodes_by_id, parse_global_id
+from app.pagination import PageRequest
 
 Mode = strawberry.enum(models.Mode, name="Mode")
 AccountStatus = strawberry.enum(models.AccountStatus, name="AccountStatus")
@@ -141,14 +141,14 @@ class AccountQueries:
         before: str | None = None,
     ) -> SubaccountConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                service.subaccounts_of(principal),
-                models.Subaccount,
-                page_request(first, after, last, before),
-            )
-        return to_connection(SubaccountConnection, page, Subaccount.from_row)
+        return await connection(
+            info.context.db,
+            SubaccountConnection,
+            service.subaccounts_of(principal),
+            models.Subaccount,
+            Subaccount.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="API keys of the account in the key's mode (admin only).")
     async def api_keys(
@@ -161,14 +161,14 @@ class AccountQueries:
     ) -> ApiKeyConnection:
         principal = info.context.require_principal()
         principal.require_admin()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                service.api_keys_of(principal),
-                models.ApiKey,
-                page_request(first, after, last, before),
-            )
-        return to_connection(ApiKeyConnection, page, ApiKey.from_row)
+        return await connection(
+            info.context.db,
+            ApiKeyConnection,
+            service.api_keys_of(principal),
+            models.ApiKey,
+            ApiKey.from_row,
+            PageRequest(first, after, last, before),
+        )
 
 
 @strawberry.input

@@ -14,9 +14,9 @@ from app.catalog import service as catalog
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
+from app.graphql.relay import connection, nodes_by_id, parse_global_id
 from app.offsets.fulfilment import add_stock
-from app.pagination import paginate
+from app.pagination import PageRequest
 
 ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
 
@@ -200,14 +200,14 @@ class CatalogQueries:
         before: str | None = None,
     ) -> ProjectConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                catalog.projects_of(principal),
-                models.Project,
-                page_request(first, after, last, before),
-            )
-        return to_connection(ProjectConnection, page, Project.from_row)
+        return await connection(
+            info.context.db,
+            ProjectConnection,
+            catalog.projects_of(principal),
+            models.Project,
+            Project.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="One project, or null.")
     async def project(self, info: Info, id: relay.GlobalID) -> Project | None:
@@ -226,14 +226,14 @@ class CatalogQueries:
         before: str | None = None,
     ) -> BundleConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                catalog.bundles_of(principal),
-                models.Bundle,
-                page_request(first, after, last, before),
-            )
-        return to_connection(BundleConnection, page, Bundle.from_row)
+        return await connection(
+            info.context.db,
+            BundleConnection,
+            catalog.bundles_of(principal),
+            models.Bundle,
+            Bundle.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="Portfolios, newest first; `isDefault` marks the default.")
     async def portfolios(
@@ -245,14 +245,14 @@ class CatalogQueries:
         before: str | None = None,
     ) -> PortfolioConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                catalog.portfolios_of(principal),
-                models.Portfolio,
-                page_request(first, after, last, before),
-            )
-        return to_connection(PortfolioConnection, page, Portfolio.from_row)
+        return await connection(
+            info.context.db,
+            PortfolioConnection,
+            catalog.portfolios_of(principal),
+            models.Portfolio,
+            Portfolio.from_row,
+            PageRequest(first, after, last, before),
+        )
 
 
 @strawberry.input

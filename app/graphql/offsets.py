@@ -17,10 +17,10 @@ from app.graphql.context import Context, Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import nodes_by_id, page_request, parse_global_id, to_connection
+from app.graphql.relay import connection, nodes_by_id, parse_global_id
 from app.offsets import models
 from app.offsets import service as offsets
-from app.pagination import paginate
+from app.pagination import PageRequest
 
 OrderState = strawberry.enum(models.OrderState, name="OrderState")
 
@@ -317,14 +317,14 @@ class OffsetQueries:
             created_after=filter.created_after if filter else None,
             created_before=filter.created_before if filter else None,
         )
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                offsets.orders_of(principal, order_filter),
-                models.OffsetOrder,
-                page_request(first, after, last, before),
-            )
-        return to_connection(OrderConnection, page, Order.from_row)
+        return await connection(
+            info.context.db,
+            OrderConnection,
+            offsets.orders_of(principal, order_filter),
+            models.OffsetOrder,
+            Order.from_row,
+            PageRequest(first, after, last, before),
+        )
 
 
 @strawberry.input

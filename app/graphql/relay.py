@@ -4,10 +4,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
 
+from app.db import Database
 from app.errors import InvalidInput
-from app.pagination import Page, PageRequest
+from app.pagination import Page, PageRequest, paginate
 
 NodeT = TypeVar("NodeT", bound=relay.Node)
 ConnectionT = TypeVar("ConnectionT")
@@ -39,10 +41,18 @@ async def nodes_by_id(
     return [to_node(by_id[row_id]) if row_id in by_id else None for row_id in ids]
 
 
-def page_request(
-    first: int | None, after: str | None, last: int | None, before: str | None
-) -> PageRequest:
-    return PageRequest(first=first, after=after, last=last, before=before)
+async def connection(
+    db: Database,
+    connection_type: Callable[..., ConnectionT],
+    statement: SelectOfScalar[Any],
+    model: Any,
+    to_node: Callable[[Any], NodeT],
+    request: PageRequest,
+) -> ConnectionT:
+    """One page of a scoped statement as a Relay connection, read in its own session."""
+    async with db.session() as session:
+        page = await paginate(session, statement, model, request)
+    return to_connection(connection_type, page, to_node)
 
 
 def to_connection(

@@ -16,8 +16,8 @@ from app.emissions.calculators import ESTIMATED, INDICATIVE
 from app.graphql.context import Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import page_request, parse_global_id, to_connection
-from app.pagination import paginate
+from app.graphql.relay import connection, parse_global_id
+from app.pagination import PageRequest
 
 EMISSION_UNIT = "kgCO2e"
 MILLIGRAMS_PER_KG = 1_000_000
@@ -280,14 +280,14 @@ class CustomerOrderQueries:
     ) -> CustomerOrderConnection:
         principal = info.context.require_principal()
         customer_id = filter.customer_id if filter else None
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                service.customer_orders_of(principal, customer_id),
-                models.CustomerOrder,
-                page_request(first, after, last, before),
-            )
-        return to_connection(CustomerOrderConnection, page, CustomerOrder.from_row)
+        return await connection(
+            info.context.db,
+            CustomerOrderConnection,
+            service.customer_orders_of(principal, customer_id),
+            models.CustomerOrder,
+            CustomerOrder.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="Every order a device was part of, by its serial number.")
     async def device_emissions(self, info: Info, serial_number: str) -> DeviceEmissions:

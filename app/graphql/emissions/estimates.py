@@ -16,8 +16,8 @@ from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput
-from app.graphql.relay import page_request, parse_global_id, to_connection
-from app.pagination import paginate
+from app.graphql.relay import connection, parse_global_id
+from app.pagination import PageRequest
 
 EstimateKind = strawberry.enum(models.EstimateKind, name="EstimateKind")
 
@@ -197,14 +197,14 @@ class EstimateQueries:
         before: str | None = None,
     ) -> EstimateConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                service.estimates_of(principal),
-                models.Estimate,
-                page_request(first, after, last, before),
-            )
-        return to_connection(EstimateConnection, page, Estimate.from_row)
+        return await connection(
+            info.context.db,
+            EstimateConnection,
+            service.estimates_of(principal),
+            models.Estimate,
+            Estimate.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="One of your estimates, or null.")
     async def estimate(self, info: Info, id: strawberry.ID) -> Estimate | None:

@@ -15,8 +15,8 @@ from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass
-from app.graphql.relay import page_request, to_connection
-from app.pagination import paginate
+from app.graphql.relay import connection
+from app.pagination import PageRequest
 
 
 @strawberry.type
@@ -149,14 +149,14 @@ class ProductQueries:
         before: str | None = None,
     ) -> ProductConnection:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
-            page = await paginate(
-                session,
-                catalog.products_of(principal),
-                models.Product,
-                page_request(first, after, last, before),
-            )
-        return to_connection(ProductConnection, page, Product.from_row)
+        return await connection(
+            info.context.db,
+            ProductConnection,
+            catalog.products_of(principal),
+            models.Product,
+            Product.from_row,
+            PageRequest(first, after, last, before),
+        )
 
     @strawberry.field(description="A catalog product by your productId, or null.")
     async def product(self, info: Info, product_id: str) -> Product | None:
