@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import cast
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -328,9 +328,12 @@ class OffsetQueries:
 
 
 @strawberry.input
-class CreateOrderByMassInput:
-    mass: MassInput
-    idempotency_key: str | None = None
+class OrderOptionsInput:
+    """What every way of ordering accepts besides the quantity (inherited, not sent alone)."""
+
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retry safely: the same key and input return the same order."
+    )
     description: str | None = strawberry.field(
         default=None, description="At most 512 characters; printed on the certificate."
     )
@@ -340,40 +343,41 @@ class CreateOrderByMassInput:
     callback_url: str | None = strawberry.field(
         default=None, description="An http(s) URL told of this order's state changes."
     )
-    portfolio_id: relay.GlobalID | None = None
+    portfolio_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Defaults to the account's default portfolio."
+    )
+
+    def options(self) -> offsets.OrderOptions:
+        return offsets.OrderOptions(
+            idempotency_key=self.idempotency_key,
+            description=self.description,
+            metadata=self.metadata,
+            callback_url=self.callback_url,
+            portfolio_id=_portfolio_id(self.portfolio_id),
+        )
 
 
 @strawberry.input
-class CreateOrderByValueInput:
+class CreateOrderByMassInput(OrderOptionsInput):
+    mass: MassInput
+
+
+@strawberry.input
+class CreateOrderByValueInput(OrderOptionsInput):
     value: MoneyInput
-    idempotency_key: str | None = None
-    description: str | None = None
-    metadata: JSON | None = None
-    callback_url: str | None = None
-    portfolio_id: relay.GlobalID | None = None
 
 
 @strawberry.input
-class CreateOrderByEstimateInput:
+class CreateOrderByEstimateInput(OrderOptionsInput):
     estimate_id: relay.GlobalID
-    idempotency_key: str | None = None
-    description: str | None = None
-    metadata: JSON | None = None
-    callback_url: str | None = None
-    portfolio_id: relay.GlobalID | None = None
 
 
 @strawberry.input
-class CreateRideOrderInput:
+class CreateRideOrderInput(OrderOptionsInput):
     distance_km: Decimal
     vehicle_type: str = strawberry.field(
         default="PASSENGER_CAR_VAN_OR_SUV", description="As in estimateGroundTransport."
     )
-    idempotency_key: str | None = None
-    description: str | None = None
-    metadata: JSON | None = None
-    callback_url: str | None = None
-    portfolio_id: relay.GlobalID | None = None
 
 
 @strawberry.input
@@ -385,16 +389,6 @@ class CancelOrderInput:
 class OrderPayload:
     order: Order | None
     user_errors: list[UserError]
-
-
-def _options(input: Any) -> offsets.OrderOptions:
-    return offsets.OrderOptions(
-        idempotency_key=input.idempotency_key,
-        description=input.description,
-        metadata=input.metadata,
-        callback_url=input.callback_url,
-        portfolio_id=_portfolio_id(input.portfolio_id),
-    )
 
 
 async def _order_payload(
@@ -416,7 +410,7 @@ class OffsetMutations:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
-            options = _options(input)
+            options = input.options()
             return await offsets.create_order_by_mass(
                 session, principal, input.mass.to_grams("mass"), options
             )
@@ -431,7 +425,7 @@ class OffsetMutations:
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
             return await offsets.create_order_by_value(
-                session, principal, input.value.amount, input.value.currency, _options(input)
+                session, principal, input.value.amount, input.value.currency, input.options()
             )
 
         return await _order_payload(info.context, use_case)
@@ -448,7 +442,7 @@ class OffsetMutations:
             estimate_id = parse_global_id(input.estimate_id, "Estimate", "estimateId")
             estimate = await emissions.get_estimate(session, principal, estimate_id)
             return await offsets.create_order_by_estimate(
-                session, principal, estimate, _options(input)
+                session, principal, estimate, input.options()
             )
 
         return await _order_payload(info.context, use_case)
@@ -468,7 +462,7 @@ class OffsetMutations:
                 vehicle_type=input.vehicle_type,
             )
             return await offsets.create_order_by_estimate(
-                session, principal, estimate, _options(input)
+                session, principal, estimate, input.options()
             )
 
         return await _order_payload(info.context, use_case)

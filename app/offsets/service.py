@@ -71,7 +71,7 @@ class OrderOptions:
 
     idempotency_key: str | None = None
     description: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Any = None  # any JSON from the client; only an object of ≤ 512 bytes is accepted
     callback_url: str | None = None
     portfolio_id: uuid.UUID | None = None
 
