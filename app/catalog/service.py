@@ -29,6 +29,7 @@ from app.units import currency_exponent, minor_from
 MAX_TEXT = 200
 MAX_DESCRIPTION = 2000
 MAX_BATCH_GRAMS = 10**15  # a billion tonnes: anything larger is a typo
+MAX_PRICE_MINOR = 10**12  # ten billion a tonne in a 2-decimal currency: surely a typo
 BASIS_POINTS = 10_000
 SERIAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
 
@@ -159,6 +160,8 @@ async def create_bundle(
     price_minor = minor_from(unit_price, currency, "unitPrice.amount")
     if price_minor <= 0:
         raise InvalidInput("Price per tonne must be positive.", "unitPrice.amount")
+    if price_minor > MAX_PRICE_MINOR:
+        raise InvalidInput("Price per tonne is implausibly large.", "unitPrice.amount")
     if not project_ids:
         raise InvalidInput("A bundle draws on at least one project.", "projectIds")
     unique_ids = list(dict.fromkeys(project_ids))
@@ -171,7 +174,7 @@ async def create_bundle(
             )
         ).all()
     )
-    for index, project_id in enumerate(unique_ids):
+    for index, project_id in enumerate(project_ids):
         if project_id not in found:
             raise NotFound("No such project.", f"projectIds.{index}")
     bundle = Bundle(

@@ -202,7 +202,7 @@ class CreateApiKeyPayload:
 
 @strawberry.input
 class RevokeApiKeyInput:
-    id: relay.GlobalID
+    id: strawberry.ID
 
 
 @strawberry.type

@@ -131,6 +131,11 @@ class Bundle(relay.Node):
         return [Project.from_row(row) for row in rows]
 
 
+def percent(basis_points: int) -> Decimal:
+    """Basis points as a percentage with two decimals: 6000 -> Decimal("60.00")."""
+    return (Decimal(basis_points) / 100).quantize(Decimal("0.01"))
+
+
 @strawberry.type
 class PortfolioBundle:
     weight: Decimal = strawberry.field(description="Percentage of the portfolio, e.g. 60.00.")
@@ -138,9 +143,7 @@ class PortfolioBundle:
 
     @classmethod
     def from_weighted(cls, weighted: catalog.WeightedBundle) -> "PortfolioBundle":
-        return cls(
-            weight=Decimal(weighted.weight_bp) / 100, bundle=Bundle.from_row(weighted.bundle)
-        )
+        return cls(weight=percent(weighted.weight_bp), bundle=Bundle.from_row(weighted.bundle))
 
 
 @strawberry.type
@@ -210,7 +213,7 @@ class CatalogQueries:
         )
 
     @strawberry.field(description="One project, or null.")
-    async def project(self, info: Info, id: relay.GlobalID) -> Project | None:
+    async def project(self, info: Info, id: strawberry.ID) -> Project | None:
         info.context.require_principal()
         project_id = parse_global_id(id, "Project", "id")
         row = await info.context.loaders.project_by_id.load(project_id)
@@ -273,7 +276,7 @@ class CreateProjectPayload:
 
 @strawberry.input
 class AddCreditBatchInput:
-    project_id: relay.GlobalID
+    project_id: strawberry.ID
     vintage: int
     serial_prefix: str
     quantity: MassInput
@@ -289,7 +292,7 @@ class AddCreditBatchPayload:
 class CreateBundleInput:
     name: str
     unit_price: MoneyInput = strawberry.field(description="Price of one tonne.")
-    project_ids: list[relay.GlobalID]
+    project_ids: list[strawberry.ID]
     description: str = ""
 
 
@@ -301,7 +304,7 @@ class CreateBundlePayload:
 
 @strawberry.input
 class PortfolioBundleInput:
-    bundle_id: relay.GlobalID
+    bundle_id: strawberry.ID
     weight: Decimal = strawberry.field(description="Percentage; a portfolio's weights sum to 100.")
 
 
@@ -320,7 +323,7 @@ class PortfolioPayload:
 
 @strawberry.input
 class SetDefaultPortfolioInput:
-    portfolio_id: relay.GlobalID
+    portfolio_id: strawberry.ID
 
 
 @strawberry.type

@@ -12,7 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.emissions import service as emissions
-from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project
+from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project, percent
 from app.graphql.context import Context, Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
@@ -54,7 +54,7 @@ class Quote:
             bundles=[
                 QuoteBundle(
                     bundle=Bundle.from_row(line.bundle),
-                    weight=Decimal(line.weight_bp) / 100,
+                    weight=percent(line.weight_bp),
                     mass=Mass.from_grams(line.mass_grams),
                     unit_price=Money.from_minor_units(line.unit_price_minor, quote.currency),
                     cost=Money.from_minor_units(line.cost_minor, quote.currency),
@@ -229,13 +229,13 @@ class OrderConnection(relay.Connection[Order]):
 @strawberry.input
 class QuoteByMassInput:
     mass: MassInput
-    portfolio_id: relay.GlobalID | None = None
+    portfolio_id: strawberry.ID | None = None
 
 
 @strawberry.input
 class QuoteByValueInput:
     value: MoneyInput
-    portfolio_id: relay.GlobalID | None = None
+    portfolio_id: strawberry.ID | None = None
 
 
 @strawberry.input
@@ -245,7 +245,7 @@ class OrdersFilter:
     created_before: datetime | None = None
 
 
-def _portfolio_id(value: relay.GlobalID | None) -> uuid.UUID | None:
+def _portfolio_id(value: strawberry.ID | None) -> uuid.UUID | None:
     return None if value is None else parse_global_id(value, "Portfolio", "portfolioId")
 
 
@@ -289,7 +289,7 @@ class OffsetQueries:
         )
 
     @strawberry.field(description="One order, or null.")
-    async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         info.context.require_principal()
         row = await info.context.loaders.order_by_id.load(parse_global_id(id, "Order", "id"))
         return Order.from_row(row) if row else None
@@ -343,7 +343,7 @@ class OrderOptionsInput:
     callback_url: str | None = strawberry.field(
         default=None, description="An http(s) URL told of this order's state changes."
     )
-    portfolio_id: relay.GlobalID | None = strawberry.field(
+    portfolio_id: strawberry.ID | None = strawberry.field(
         default=None, description="Defaults to the account's default portfolio."
     )
 
@@ -369,7 +369,7 @@ class CreateOrderByValueInput(OrderOptionsInput):
 
 @strawberry.input
 class CreateOrderByEstimateInput(OrderOptionsInput):
-    estimate_id: relay.GlobalID
+    estimate_id: strawberry.ID
 
 
 @strawberry.input
@@ -382,7 +382,7 @@ class CreateRideOrderInput(OrderOptionsInput):
 
 @strawberry.input
 class CancelOrderInput:
-    id: relay.GlobalID
+    id: strawberry.ID
 
 
 @strawberry.type
@@ -455,14 +455,17 @@ class OffsetMutations:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
-            estimate = await emissions.estimate_ground_transport(
+            return await offsets.create_ride_order(
                 session,
                 principal,
-                distance_km=input.distance_km,
-                vehicle_type=input.vehicle_type,
-            )
-            return await offsets.create_order_by_estimate(
-                session, principal, estimate, input.options()
+                {"distanceKm": str(input.distance_km), "vehicleType": input.vehicle_type},
+                lambda: emissions.estimate_ground_transport(
+                    session,
+                    principal,
+                    distance_km=input.distance_km,
+                    vehicle_type=input.vehicle_type,
+                ),
+                input.options(),
             )
 
         return await _order_payload(info.context, use_case)

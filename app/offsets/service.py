@@ -3,7 +3,7 @@
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,13 +150,21 @@ async def quote_by_value(
     currency = currency.upper()
     value_minor = minor_from(amount, currency, "value.amount")
     if value_minor <= 0:
-        raise InvalidInput("Value must be positive.", "value.amount")
+        raise DomainError(
+            ErrorCode.QUANTITY_NOT_POSITIVE, "Value must be positive.", "value.amount"
+        )
     portfolio = await catalog.portfolio_for_order(session, principal, portfolio_id)
     if currency != portfolio.portfolio.currency:
         raise InvalidInput(
             f"The portfolio is priced in {portfolio.portfolio.currency}.", "value.currency"
         )
-    grams = largest_mass_within(value_minor, _shares(portfolio))
+    shares = _shares(portfolio)
+    # Checked before searching, so an absurd value is refused rather than bisected.
+    if value_minor > total_cost(price_mass(MAX_ORDER_GRAMS, shares)):
+        raise InvalidInput(
+            "Value buys more than the 1,000,000 t limit of one order.", "value.amount"
+        )
+    grams = largest_mass_within(value_minor, shares)
     if grams == 0:
         raise DomainError(
             ErrorCode.QUANTITY_NOT_POSITIVE, "The value buys less than one gram.", "value.amount"
@@ -385,6 +393,34 @@ async def create_order_by_estimate(
         session,
         principal,
         {"by": "estimate", "estimate": str(estimate.id)},
+        options,
+        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+        estimate_id=estimate.id,
+    )
+
+
+async def create_ride_order(
+    session: AsyncSession,
+    principal: Principal,
+    ride: dict[str, Any],
+    estimate_ride: Callable[[], Awaitable[Estimate]],
+    options: OrderOptions,
+) -> OffsetOrder:
+    """Estimate a ride and offset it. The ride's input, not the new estimate, identifies the
+    request, so a retry with the same idempotency key replays instead of estimating again."""
+    request = {"by": "ride", **ride}
+    principal.require_active()
+    _validate_options(options)
+    key = options.idempotency_key
+    if key is not None and (existing := await _order_by_key(session, principal, key)):
+        return _replay(existing, _request_hash(principal, request, options))
+    estimate = await estimate_ride()
+    grams = grams_to_offset(estimate)
+    _check_mass(grams, "distanceKm")
+    return await _create(
+        session,
+        principal,
+        request,
         options,
         lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
         estimate_id=estimate.id,
