@@ -199,20 +199,21 @@ def keys_create(
 
 @cli.command()
 def worker() -> None:
-    """Run the fulfilment worker on its own (set CG_RUN_WORKER=false on the servers)."""
+    """Run the fulfilment worker and outbox relay on their own (CG_RUN_WORKER=false on servers)."""
+    from app.background import Background
     from app.observability import configure_logging
-    from app.offsets.worker import FulfilmentWorker
 
     settings = Settings()
     configure_logging(settings.log_level)
 
     async def work(db: Database, settings: Settings) -> None:
         await _migrate(db, settings)
-        runner = FulfilmentWorker(db, settings.secret_key.get_secret_value())
+        # The worker's state changes are relayed from here too, so subscribers see them.
+        background = Background(db, settings, run_worker=True)
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signal_number, runner.stop)
-        await runner.run()
+            loop.add_signal_handler(signal_number, background.stop)
+        await background.run_until_stopped()
 
     run_with_database(work)
 

@@ -1,6 +1,5 @@
 """The ASGI application: create_app(settings) builds it; `app` is the one uvicorn imports."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
 from app.graphql.schema import get_schema
 from app.observability import Metrics, RequestContextMiddleware
-from app.offsets.worker import FulfilmentWorker
 from app.public import CertificatePages
 
 log = logging.getLogger(__name__)
@@ -27,12 +26,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or Settings()
     db = database or Database.from_url(settings.database_url)
     metrics = Metrics()
-    worker = (
-        FulfilmentWorker(db, settings.secret_key.get_secret_value())
-        if settings.run_worker
-        else None
-    )
-    graphql = GraphQLEndpoint(get_schema(), db, settings, worker)
+    background = Background(db, settings, run_worker=settings.run_worker)
+    graphql = GraphQLEndpoint(get_schema(), db, settings, background)
     certificates = CertificatePages(db, settings)
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -48,13 +43,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
-            yield
+            async with background.running():
+                yield
         finally:
-            if worker and worker_task:
-                worker.stop()
-                await worker_task
             if database is None:
                 await db.dispose()
 
@@ -74,6 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.background = background
     return app
 
 

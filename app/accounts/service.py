@@ -72,6 +72,17 @@ def owned_by(principal: Principal, model: Any) -> list[ColumnElement[bool]]:
     ]
 
 
+def can_see(
+    principal: Principal, account_id: uuid.UUID, mode: Mode, subaccount_id: uuid.UUID | None
+) -> bool:
+    """`owned_by` for one row already in memory (e.g. an event from the broker)."""
+    return (
+        account_id == principal.account_id
+        and mode == principal.mode
+        and subaccount_id == principal.subaccount_id
+    )
+
+
 def _clean_name(name: str, field: str = "name") -> str:
     cleaned = name.strip()
     if not cleaned:

@@ -25,3 +25,26 @@ async def events_of_orders(
         if event.order_id is not None:
             grouped.setdefault(event.order_id, []).append(event)
     return grouped
+
+
+async def order_events_after(
+    session: AsyncSession,
+    principal: Principal,
+    after_sequence: int,
+    order_id: uuid.UUID | None = None,
+    limit: int = 1_000,
+) -> Sequence[Event]:
+    """Order events the principal may see with a sequence above `after_sequence`, in order."""
+    statement = (
+        select(Event)
+        .where(
+            *owned_by(principal, Event),
+            col(Event.sequence) > after_sequence,
+            col(Event.order_id).is_not(None),
+        )
+        .order_by(col(Event.sequence))
+        .limit(limit)
+    )
+    if order_id is not None:
+        statement = statement.where(Event.order_id == order_id)
+    return (await session.exec(statement)).all()

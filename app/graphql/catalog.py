@@ -370,7 +370,7 @@ class CatalogMutations:
 
         outcome = await perform(info.context.db, use_case)
         if outcome.value is not None:
-            info.context.wake_worker()
+            info.context.signal_change()
         return AddCreditBatchPayload(
             credit_batch=CreditBatch.from_row(outcome.value) if outcome.value else None,
             user_errors=outcome.user_errors,

@@ -3,15 +3,15 @@
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
 from app.accounts.service import Principal
+from app.background import Background
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
-from app.offsets.worker import FulfilmentWorker
 
 
 @dataclass
@@ -20,14 +20,16 @@ class Context:
     settings: Settings
     principal: Principal | None
     loaders: DataLoaders
-    request: Request | None = None
+    request: HTTPConnection | None = None
     response: Any = None
-    worker: FulfilmentWorker | None = None
+    background: Background | None = None
+    # Set by Strawberry from a WebSocket's connection_init payload.
+    connection_params: dict[str, Any] | None = None
 
-    def wake_worker(self) -> None:
-        """Orders or stock changed: let an in-process worker look now rather than at its poll."""
-        if self.worker is not None:
-            self.worker.wake()
+    def signal_change(self) -> None:
+        """Orders or stock changed: let this process's worker and relay look now."""
+        if self.background is not None:
+            self.background.wake()
 
     def public_url(self, path: str) -> str:
         """An absolute URL for a public page: CG_PUBLIC_URL if set, else this request's host."""

@@ -1,6 +1,7 @@
 """The /graphql endpoint: GraphQL over HTTP with API-key auth, negotiation and JSON errors."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -11,18 +12,21 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry import relay
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http import process_result as default_process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
+from app.accounts.service import Principal
+from app.background import Background
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
-from app.offsets.worker import FulfilmentWorker
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -89,12 +93,17 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         schema: BaseSchema,
         db: Database,
         settings: Settings,
-        worker: FulfilmentWorker | None = None,
+        background: Background | None = None,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql", max_subscriptions_per_connection=20)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            max_subscriptions_per_connection=20,
+            connection_init_wait_timeout=timedelta(seconds=10),
+        )
         self.db = db
         self.settings = settings
-        self.worker = worker
+        self.background = background
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -150,21 +159,27 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def authenticate(self, request: Request) -> Context:
-        subaccount_id = subaccount_id_from_header(request.headers.get("x-subaccount-id"))
-        plain_key = api_key_from_headers(request.headers)
-        async with self.db.session() as session:
-            principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
-        if stale:
-            async with self.db.transaction() as session:
-                await accounts.record_key_use(session, principal.api_key_id)
+        principal = await self.principal_for(
+            api_key_from_headers(request.headers), request.headers.get("x-subaccount-id")
+        )
         return Context(
             db=self.db,
             settings=self.settings,
             principal=principal,
             loaders=create_dataloaders(self.db, principal),
             request=request,
-            worker=self.worker,
+            background=self.background,
         )
+
+    async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
+        """Who a key (and subaccount header or parameter) acts as; records the key's use."""
+        subaccount_id = subaccount_id_from_header(subaccount)
+        async with self.db.session() as session:
+            principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
+        if stale:
+            async with self.db.transaction() as session:
+                await accounts.record_key_use(session, principal.api_key_id)
+        return principal
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -173,14 +188,41 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return default_process_result(result)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        # HTTP requests get their context from `authenticate`; this serves WebSockets, whose
-        # authentication (connection_init) comes with subscriptions.
+        # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
+        # `on_ws_connect` fills in its principal from the connection_init payload or headers.
         return Context(
             db=self.db,
             settings=self.settings,
             principal=None,
             loaders=create_dataloaders(self.db, None),
-            request=None,
+            request=request,
             response=response,
-            worker=self.worker,
+            background=self.background,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a WebSocket at connection_init: `{"apiKey": "cg_…"}` (optionally
+        `"subaccountId"`) in the payload, else the handshake's Authorization/X-API-Key headers."""
+        params = context.connection_params or {}
+        headers = context.request.headers if context.request is not None else {}
+        plain_key = params.get("apiKey") or api_key_from_headers(
+            {key.lower(): value for key, value in params.items() if isinstance(value, str)}
+        )
+        plain_key = plain_key or api_key_from_headers(headers)
+        subaccount = params.get("subaccountId") or headers.get("x-subaccount-id")
+        try:
+            principal = await self.principal_for(
+                plain_key if isinstance(plain_key, str) else None,
+                subaccount if isinstance(subaccount, str) else None,
+            )
+        except accounts.NotAuthenticated as error:
+            raise ConnectionRejectionError(
+                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
+            ) from error
+        except Forbidden as error:
+            raise ConnectionRejectionError(
+                {"message": error.message, "extensions": {"code": "FORBIDDEN"}}
+            ) from error
+        context.principal = principal
+        context.loaders = create_dataloaders(self.db, principal)
+        return UNSET

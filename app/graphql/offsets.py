@@ -396,7 +396,7 @@ async def _order_payload(
 ) -> OrderPayload:
     outcome = await perform(context.db, use_case)
     if outcome.value is not None:
-        context.wake_worker()
+        context.signal_change()
     return OrderPayload(
         order=Order.from_row(outcome.value) if outcome.value else None,
         user_errors=outcome.user_errors,

@@ -17,6 +17,7 @@ from strawberry.tools import merge_types
 from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
 from app.graphql.emissions import EmissionMutations, EmissionQueries
+from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 
@@ -33,6 +34,7 @@ class NodeQueries:
 Query = merge_types(
     "Query", (NodeQueries, AccountQueries, CatalogQueries, OffsetQueries, EmissionQueries)
 )
+Subscription = merge_types("Subscription", (EventSubscriptions,))
 Mutation = merge_types(
     "Mutation", (AccountMutations, CatalogMutations, OffsetMutations, EmissionMutations)
 )
@@ -45,6 +47,7 @@ def get_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(sort_schema=True),
         extensions=[
             ErrorPolicy,

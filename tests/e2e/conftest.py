@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,25 +39,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+@contextmanager
+def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
+    """`python -m app serve` on a free port; stopped when the block ends."""
     port = free_port()
-    output_path = tmp_path / "server.log"
-    env = {
+    environment = {
         **os.environ,
         "CG_DATABASE_URL": database_url,
         "CG_SECRET_KEY": "e2e-secret",
         "CG_RUN_WORKER": "true",
+        **env,
     }
-    with output_path.open("w") as output:
+    with log_path.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=environment,
             text=True,
         )
-    running = RunningServer(f"http://127.0.0.1:{port}", process, output_path)
+    running = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while True:
@@ -77,3 +79,9 @@ def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+    with launch(database_url, tmp_path / "server.log") as running:
+        yield running

@@ -1,0 +1,49 @@
+"""A process's background loops: the fulfilment worker (optional) and the outbox relay."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from app.config import Settings
+from app.db import Database
+from app.events.broker import Broker, create_broker
+from app.events.relay import OutboxRelay
+from app.offsets.worker import FulfilmentWorker
+
+
+class Background:
+    def __init__(self, db: Database, settings: Settings, *, run_worker: bool) -> None:
+        self.broker: Broker = create_broker(settings.redis_url)
+        self.relay = OutboxRelay(db, self.broker)
+        self.worker = (
+            FulfilmentWorker(db, settings.secret_key.get_secret_value()) if run_worker else None
+        )
+        self._stopped = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something changed here: look now rather than at the next poll."""
+        self.relay.wake()
+        if self.worker is not None:
+            self.worker.wake()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.relay.stop()
+        if self.worker is not None:
+            self.worker.stop()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        loops = [self.relay.run()] + ([self.worker.run()] if self.worker else [])
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        try:
+            yield
+        finally:
+            self.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.broker.close()
+
+    async def run_until_stopped(self) -> None:
+        """Run the loops until `stop()` (the worker process calls it on SIGTERM)."""
+        async with self.running():
+            await self._stopped.wait()
