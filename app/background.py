@@ -1,4 +1,4 @@
-"""A process's background loops: the fulfilment worker (optional) and the outbox relay."""
+"""A process's background loops: fulfilment worker (optional), outbox relay, webhook sender."""
 
 import asyncio
 import contextlib
@@ -8,13 +8,19 @@ from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker, create_broker
 from app.events.relay import OutboxRelay
+from app.events.webhooks import WebhookDispatcher
 from app.offsets.worker import FulfilmentWorker
 
 
 class Background:
     def __init__(self, db: Database, settings: Settings, *, run_worker: bool) -> None:
         self.broker: Broker = create_broker(settings.redis_url)
-        self.relay = OutboxRelay(db, self.broker)
+        self.webhooks = WebhookDispatcher(
+            db,
+            settings.secret_key.get_secret_value(),
+            allow_private=settings.allow_private_webhooks,
+        )
+        self.relay = OutboxRelay(db, self.broker, on_published=self.webhooks.wake)
         self.worker = (
             FulfilmentWorker(db, settings.secret_key.get_secret_value()) if run_worker else None
         )
@@ -29,12 +35,15 @@ class Background:
     def stop(self) -> None:
         self._stopped.set()
         self.relay.stop()
+        self.webhooks.stop()
         if self.worker is not None:
             self.worker.stop()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        loops = [self.relay.run()] + ([self.worker.run()] if self.worker else [])
+        loops = [self.relay.run(), self.webhooks.run()]
+        if self.worker is not None:
+            loops.append(self.worker.run())
         tasks = [asyncio.create_task(loop) for loop in loops]
         try:
             yield

@@ -1,18 +1,21 @@
 """The outbox relay: publishes committed event rows to the broker, in sequence order.
 
 Publishing happens before the rows are marked, so a crash in between publishes them again:
-delivery is at least once, and subscribers drop sequences they have already seen.
+delivery is at least once, and subscribers drop sequences they have already seen. Webhook
+deliveries for each event are queued in the same transaction that marks it published.
 """
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sqlmodel import col, select
 
 from app.db import Database, utcnow
 from app.events.broker import Broker, PublishedEvent
 from app.events.models import Event
+from app.events.webhooks import enqueue_for_event
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100
@@ -35,15 +38,23 @@ async def relay_pending(db: Database, broker: Broker) -> int:
         now = utcnow()
         for event in events:
             await broker.publish(PublishedEvent.from_row(event))
+            await enqueue_for_event(session, event)
             event.published_at = now
     return len(events)
 
 
 class OutboxRelay:
-    def __init__(self, db: Database, broker: Broker, poll_interval: float = POLL_INTERVAL_SECONDS):
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        poll_interval: float = POLL_INTERVAL_SECONDS,
+        on_published: Callable[[], None] | None = None,
+    ):
         self.db = db
         self.broker = broker
         self.poll_interval = poll_interval
+        self.on_published = on_published
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -58,8 +69,13 @@ class OutboxRelay:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                while await relay_pending(self.db, self.broker) == BATCH_SIZE:
-                    pass
+                published = await relay_pending(self.db, self.broker)
+                while published:
+                    if self.on_published is not None:
+                        self.on_published()  # webhooks were queued with them
+                    if published < BATCH_SIZE:
+                        break
+                    published = await relay_pending(self.db, self.broker)
             except Exception:
                 log.exception("outbox relay pass failed")
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)

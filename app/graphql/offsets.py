@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +21,9 @@ from app.graphql.relay import connection, nodes_by_id, parse_global_id
 from app.offsets import models
 from app.offsets import service as offsets
 from app.pagination import PageRequest
+
+if TYPE_CHECKING:
+    from app.graphql.webhooks import WebhookDelivery
 
 OrderState = strawberry.enum(models.OrderState, name="OrderState")
 
@@ -203,6 +206,15 @@ class Order(relay.Node):
             return None
         row = await info.context.loaders.estimate_by_id.load(self.estimate_id)
         return Estimate.from_row(row) if row else None
+
+    @strawberry.field(description="Webhooks sent about this order, with every attempt.")
+    async def webhook_deliveries(
+        self, info: Info
+    ) -> list[Annotated["WebhookDelivery", strawberry.lazy("app.graphql.webhooks")]]:
+        from app.graphql.webhooks import WebhookDelivery
+
+        rows = await info.context.loaders.webhook_deliveries_by_order.load(uuid.UUID(self.id))
+        return [WebhookDelivery.from_row(row) for row in rows]
 
     @strawberry.field(description="Every state the order has been in, oldest first.")
     async def history(self, info: Info) -> list[OrderStateChange]:

@@ -20,6 +20,7 @@ from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy
 from app.graphql.offsets import OffsetMutations, OffsetQueries
+from app.graphql.webhooks import WebhookMutations, WebhookQueries
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -32,11 +33,20 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, CatalogQueries, OffsetQueries, EmissionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        CatalogQueries,
+        OffsetQueries,
+        EmissionQueries,
+        WebhookQueries,
+    ),
 )
 Subscription = merge_types("Subscription", (EventSubscriptions,))
 Mutation = merge_types(
-    "Mutation", (AccountMutations, CatalogMutations, OffsetMutations, EmissionMutations)
+    "Mutation",
+    (AccountMutations, CatalogMutations, OffsetMutations, EmissionMutations, WebhookMutations),
 )
 
 

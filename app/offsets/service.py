@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +21,7 @@ from app.db import utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.outbox import record_event
+from app.events.webhooks import validate_webhook_url
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
 from app.units import minor_from
@@ -30,7 +30,6 @@ MAX_ORDER_GRAMS = 10**12  # one million tonnes in one order is a typo, not a pur
 MAX_DESCRIPTION = 512
 MAX_METADATA_BYTES = 512
 MAX_IDEMPOTENCY_KEY = 255
-MAX_URL = 2048
 ORDER_EVENT_TYPES = {
     OrderState.PLACED: "order.placed",
     OrderState.FULFILLED: "order.fulfilled",
@@ -189,13 +188,7 @@ def _validate_options(options: OrderOptions) -> None:
                 f"Metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.", "metadata"
             )
     if options.callback_url is not None:
-        parts = urlsplit(options.callback_url)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or len(options.callback_url) > MAX_URL
-        ):
-            raise InvalidInput("Callback URL must be an absolute http(s) URL.", "callbackUrl")
+        validate_webhook_url(options.callback_url, "callbackUrl")
 
 
 def _canonical_json(value: Any) -> str:
@@ -317,7 +310,12 @@ def record_state_change(
         order_id=order.id,
         previous_state=previous.value if previous else None,
         state=order.state.value,
-        payload={"orderId": str(order.id), "state": order.state.value},
+        # The callback URL rides along (privately) so the relay can queue its webhook.
+        payload={
+            "orderId": str(order.id),
+            "state": order.state.value,
+            "callbackUrl": order.callback_url,
+        },
     )
 
 

@@ -7,7 +7,8 @@ from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
 from app.catalog.service import WeightedBundle
 from app.db import Database
-from app.events.models import Event
+from app.events import webhooks
+from app.events.models import Event, WebhookAttempt, WebhookDelivery
 from app.events.service import events_of_orders
 from app.graphql.dataloaders.batched import MappedLoader, RowsByIdLoader
 from app.graphql.dataloaders.customer_order_items import CustomerOrderItemsLoader
@@ -38,6 +39,8 @@ class DataLoaders:
     order_by_id: RowsByIdLoader[OffsetOrder]
     allocations_by_order: MappedLoader[list[Allocation]]
     events_by_order: MappedLoader[list[Event]]
+    webhook_deliveries_by_order: MappedLoader[list[WebhookDelivery]]
+    webhook_attempts_by_delivery: MappedLoader[list[WebhookAttempt]]
 
 
 def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders:
@@ -68,4 +71,10 @@ def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders
         order_by_id=RowsByIdLoader(db, principal, offsets.orders_by_ids),
         allocations_by_order=MappedLoader(db, principal, offsets.allocations_of_orders, list),
         events_by_order=MappedLoader(db, principal, events_of_orders, list),
+        webhook_deliveries_by_order=MappedLoader(
+            db, principal, webhooks.deliveries_of_orders, list
+        ),
+        webhook_attempts_by_delivery=MappedLoader(
+            db, principal, webhooks.attempts_of_deliveries, list
+        ),
     )

@@ -1,0 +1,224 @@
+"""Webhooks in the graph: account endpoints, deliveries and every attempt."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from app.events import models
+from app.events import webhooks as service
+from app.graphql.context import Info
+from app.graphql.errors import UserError, perform
+from app.graphql.relay import connection, parse_global_id
+from app.pagination import PageRequest
+
+DeliveryState = strawberry.enum(models.DeliveryState, name="WebhookDeliveryState")
+
+
+@strawberry.type
+class WebhookEndpoint(relay.Node):
+    id: relay.NodeID[str]
+    url: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.WebhookEndpoint) -> "WebhookEndpoint":
+        return cls(
+            id=str(row.id), url=row.url, description=row.description, created_at=row.created_at
+        )
+
+    @classmethod
+    def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list["WebhookEndpoint | None"]:
+        # Listed by `webhookEndpoints` (admin only), not fetched by node id.
+        return [None for _ in node_ids]
+
+
+@strawberry.type
+class WebhookAttempt:
+    attempted_at: datetime
+    status_code: int | None = strawberry.field(description="Null when no response came.")
+    error: str | None
+    duration_ms: int
+
+
+@strawberry.type
+class WebhookDelivery(relay.Node):
+    id: relay.NodeID[str]
+    url: str
+    event_type: str
+    event_sequence: int
+    state: DeliveryState  # type: ignore[valid-type]
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    payload: JSON
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.WebhookDelivery) -> "WebhookDelivery":
+        return cls(
+            id=str(row.id),
+            url=row.url,
+            event_type=row.event_type,
+            event_sequence=row.event_sequence,
+            state=row.state,
+            attempt_count=row.attempt_count,
+            next_attempt_at=row.next_attempt_at,
+            last_status_code=row.last_status_code,
+            payload=row.payload,  # type: ignore[arg-type]
+            created_at=row.created_at,
+            completed_at=row.completed_at,
+        )
+
+    @classmethod
+    def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
+        cls, *, info: Info, node_ids: Any, required: bool = False
+    ) -> list["WebhookDelivery | None"]:
+        return [None for _ in node_ids]
+
+    @strawberry.field(description="Every attempt, oldest first.")
+    async def attempts(self, info: Info) -> list[WebhookAttempt]:
+        rows = await info.context.loaders.webhook_attempts_by_delivery.load(uuid.UUID(self.id))
+        return [
+            WebhookAttempt(
+                attempted_at=row.attempted_at,
+                status_code=row.status_code,
+                error=row.error,
+                duration_ms=row.duration_ms,
+            )
+            for row in rows
+        ]
+
+
+@strawberry.type
+class WebhookEndpointConnection(relay.Connection[WebhookEndpoint]):
+    total_count: int
+
+
+@strawberry.type
+class WebhookDeliveryConnection(relay.Connection[WebhookDelivery]):
+    total_count: int
+
+
+@strawberry.type
+class WebhookQueries:
+    @strawberry.field(description="Your webhook endpoints in the key's mode (admin only).")
+    async def webhook_endpoints(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> WebhookEndpointConnection:
+        principal = info.context.require_principal()
+        return await connection(
+            info.context.db,
+            WebhookEndpointConnection,
+            service.endpoints_of(principal),
+            models.WebhookEndpoint,
+            WebhookEndpoint.from_row,
+            PageRequest(first, after, last, before),
+        )
+
+    @strawberry.field(description="Webhook deliveries, newest first, with their attempts.")
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> WebhookDeliveryConnection:
+        principal = info.context.require_principal()
+        return await connection(
+            info.context.db,
+            WebhookDeliveryConnection,
+            service.deliveries_of(principal),
+            models.WebhookDelivery,
+            WebhookDelivery.from_row,
+            PageRequest(first, after, last, before),
+        )
+
+    @strawberry.field(
+        description="The Standard Webhooks secret that signs deliveries to your orders' "
+        "callbackUrl in this mode (admin only)."
+    )
+    def callback_signing_secret(self, info: Info) -> str:
+        principal = info.context.require_principal()
+        principal.require_admin()
+        return service.callback_secret(
+            info.context.settings.secret_key.get_secret_value(),
+            principal.account_id,
+            principal.mode,
+        )
+
+
+@strawberry.input
+class CreateWebhookEndpointInput:
+    url: str
+    description: str = ""
+
+
+@strawberry.type
+class CreateWebhookEndpointPayload:
+    webhook_endpoint: WebhookEndpoint | None
+    secret: str | None = strawberry.field(
+        description="The signing secret (whsec_…). Shown only in this response."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class DisableWebhookEndpointInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DisableWebhookEndpointPayload:
+    webhook_endpoint: WebhookEndpoint | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class WebhookMutations:
+    @strawberry.mutation(description="Send every order event of this mode to a URL (admin).")
+    async def create_webhook_endpoint(
+        self, info: Info, input: CreateWebhookEndpointInput
+    ) -> CreateWebhookEndpointPayload:
+        principal = info.context.require_principal()
+        outcome = await perform(
+            info.context.db,
+            lambda session: service.create_endpoint(
+                session, principal, url=input.url, description=input.description
+            ),
+        )
+        row = outcome.value
+        return CreateWebhookEndpointPayload(
+            webhook_endpoint=WebhookEndpoint.from_row(row) if row else None,
+            secret=row.secret if row else None,
+            user_errors=outcome.user_errors,
+        )
+
+    @strawberry.mutation(description="Stop sending to an endpoint (admin).")
+    async def disable_webhook_endpoint(
+        self, info: Info, input: DisableWebhookEndpointInput
+    ) -> DisableWebhookEndpointPayload:
+        principal = info.context.require_principal()
+
+        async def use_case(session: Any) -> models.WebhookEndpoint:
+            endpoint_id = parse_global_id(input.id, "WebhookEndpoint", "id")
+            return await service.disable_endpoint(session, principal, endpoint_id)
+
+        outcome = await perform(info.context.db, use_case)
+        return DisableWebhookEndpointPayload(
+            webhook_endpoint=WebhookEndpoint.from_row(outcome.value) if outcome.value else None,
+            user_errors=outcome.user_errors,
+        )
