@@ -2,7 +2,7 @@
 
 from functools import cached_property
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     debug: bool = False
     allow_private_webhooks: bool = False
     log_level: str = "INFO"
+    # Requests per second per API key (token bucket); 0 turns rate limiting off.
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    # Largest request body accepted on /graphql (a 10,000-item customer order is ~1.5 MB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Largest calculated query cost (see app/graphql/cost.py).
+    max_query_cost: int = Field(default=5_000, ge=1)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None

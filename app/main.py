@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from app.accounts.rate_limits import create_rate_limiter
 from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
@@ -27,7 +28,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     db = database or Database.from_url(settings.database_url)
     metrics = Metrics()
     background = Background(db, settings, run_worker=settings.run_worker)
-    graphql = GraphQLEndpoint(get_schema(), db, settings, background)
+    rate_limiter = create_rate_limiter(
+        settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
+    )
+    graphql = GraphQLEndpoint(get_schema(), db, settings, background, rate_limiter)
     certificates = CertificatePages(db, settings)
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -47,6 +51,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             async with background.running():
                 yield
         finally:
+            await rate_limiter.close()
             if database is None:
                 await db.dispose()
 

@@ -93,8 +93,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    # Rate limits have their own tests; elsewhere they would only make tests wait.
     return Settings(
-        database_url=database_url, secret_key=TEST_SECRET, run_worker=False, debug=False
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        run_worker=False,
+        debug=False,
+        rate_limit_per_second=0,
     )
 
 

@@ -20,6 +20,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
+from app.accounts.rate_limits import (
+    NoRateLimit,
+    RateLimiter,
+    retry_after_header,
+)
 from app.accounts.service import Principal
 from app.background import Background
 from app.config import Settings
@@ -94,6 +99,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         db: Database,
         settings: Settings,
         background: Background | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -104,6 +110,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.background = background
+        self.rate_limiter = rate_limiter or NoRateLimit()
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -133,6 +140,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 406, f"This endpoint answers {APPLICATION_JSON} or {GRAPHQL_RESPONSE_JSON}."
             )
 
+        if request.method == "POST" and not await self._body_within_limit(request):
+            return error_response(
+                413, f"The request body is over {self.settings.max_body_bytes} bytes."
+            )
         try:
             context = await self.authenticate(request)
         except accounts.NotAuthenticated as error:
@@ -141,6 +152,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         except Forbidden as error:
             return error_response(403, error.message, "FORBIDDEN")
+        assert context.principal is not None
+        retry_after = await self.rate_limiter.take(str(context.principal.api_key_id))
+        if retry_after > 0:
+            return error_response(
+                429,
+                "Too many requests for this API key; retry after the Retry-After seconds.",
+                "RATE_LIMITED",
+                headers={"Retry-After": retry_after_header(retry_after)},
+            )
 
         try:
             response: Response = await self.run(request, context=context)
@@ -157,6 +177,22 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if not getattr(request.state, "graphql_executed", True):
                 response.status_code = 400
         return response
+
+    async def _body_within_limit(self, request: Request) -> bool:
+        """Read the body up to the limit (Starlette caches it for Strawberry); refuse early on
+        a declared Content-Length that is already too large."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return False
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return False
+            chunks.append(chunk)
+        request._body = b"".join(chunks)  # Starlette's own cache of the read body
+        return True
 
     async def authenticate(self, request: Request) -> Context:
         principal = await self.principal_for(
@@ -223,6 +259,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": "FORBIDDEN"}}
             ) from error
+        if await self.rate_limiter.take(str(principal.api_key_id)) > 0:
+            raise ConnectionRejectionError(
+                {
+                    "message": "Too many requests for this API key.",
+                    "extensions": {"code": "RATE_LIMITED"},
+                }
+            )
         context.principal = principal
         context.loaders = create_dataloaders(self.db, principal)
         return UNSET

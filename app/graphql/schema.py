@@ -16,6 +16,7 @@ from strawberry.tools import merge_types
 
 from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
+from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy
@@ -61,6 +62,7 @@ def get_schema() -> strawberry.Schema:
         config=StrawberryConfig(sort_schema=True),
         extensions=[
             ErrorPolicy,
+            QueryCostLimiter,
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

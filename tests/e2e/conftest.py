@@ -48,6 +48,7 @@ def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningSer
         "CG_DATABASE_URL": database_url,
         "CG_SECRET_KEY": "e2e-secret",
         "CG_RUN_WORKER": "true",
+        "CG_RATE_LIMIT_PER_SECOND": "0",  # tests poll fast; rate limits have their own test
         **env,
     }
     with log_path.open("w") as output:
