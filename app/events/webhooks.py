@@ -8,7 +8,6 @@ and records each attempt.
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -40,6 +39,7 @@ from app.events.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.loops import PollingLoop
 
 log = logging.getLogger(__name__)
 MAX_URL = 2048
@@ -57,7 +57,6 @@ BACKOFF = (
 MAX_ATTEMPTS = len(BACKOFF) + 1
 LEASE = timedelta(seconds=60)  # a claimed delivery is not claimed again while being sent
 CLAIM_BATCH = 20
-POLL_INTERVAL_SECONDS = 0.5
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -313,37 +312,32 @@ def http_client() -> httpx.AsyncClient:
     )
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(PollingLoop):
+    name = "webhook dispatcher"
+    poll_interval = 0.5
+
     def __init__(self, db: Database, server_secret: str, *, allow_private: bool) -> None:
+        super().__init__()
         self.db = db
         self.server_secret = server_secret
         self.allow_private = allow_private
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+        self._client: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
-        async with http_client() as client:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    while (
-                        await deliver_due(
-                            self.db, self.server_secret, client, allow_private=self.allow_private
-                        )
-                        == CLAIM_BATCH
-                    ):
-                        pass
-                except Exception:
-                    log.exception("webhook dispatch pass failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=POLL_INTERVAL_SECONDS)
+        async with http_client() as client:  # one connection pool for the loop's life
+            self._client = client
+            await super().run()
+
+    async def run_pass(self) -> None:
+        assert self._client is not None
+        while (
+            await deliver_due(
+                self.db, self.server_secret, self._client, allow_private=self.allow_private
+            )
+            == CLAIM_BATCH
+        ):
+            pass
 
 
 # Account endpoints and reads, for the graph.
