@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,6 +211,12 @@ def subaccounts_of(principal: Principal) -> SelectOfScalar[Subaccount]:
     return select(Subaccount).where(
         Subaccount.account_id == principal.account_id, Subaccount.mode == principal.mode
     )
+
+
+async def subaccounts_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> Sequence[Subaccount]:
+    return (await session.exec(subaccounts_of(principal).where(col(Subaccount.id).in_(ids)))).all()
 
 
 async def authenticate(

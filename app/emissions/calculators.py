@@ -518,9 +518,24 @@ INDICATIVE = "indicative"
 DAYS_PER_MONTH = Decimal("30.4375")
 _KG_PER_MASS_UNIT = {"tonnes": Decimal(1000), "kg": Decimal(1)}
 
-_PURCHASED_GOODS = ("3", "Category 1: Purchased goods and services")
-_UPSTREAM_TRANSPORT = ("3", "Category 4: Upstream transportation and distribution")
-_ELECTRICITY = ("2", "Electricity")
+
+@dataclass(frozen=True, slots=True)
+class PartLabel:
+    """How the seed labels a part of a device's footprint."""
+
+    ghg_scope: str
+    ghg_category: str
+    type: str  # "estimated" or "indicative"
+
+
+_PURCHASED_GOODS = "Category 1: Purchased goods and services"
+EMBODIED_LABEL = PartLabel("3", _PURCHASED_GOODS, ESTIMATED)
+PACKAGING_LABEL = PartLabel("3", _PURCHASED_GOODS, ESTIMATED)
+TRANSPORTATION_LABEL = PartLabel(
+    "3", "Category 4: Upstream transportation and distribution", ESTIMATED
+)
+# Indicative: usage hours are the catalog's typical figure, not metered.
+USE_LABEL = PartLabel("2", "Electricity", INDICATIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,10 +558,20 @@ class ProductFootprint:
 class EmissionPart:
     description: str
     emission_kgco2e: Decimal
-    ghg_scope: str
-    ghg_category: str
-    type: str  # "estimated" or "indicative", as the seed labels them
+    label: PartLabel
     factors_used: list[FactorUse]
+
+    @property
+    def ghg_scope(self) -> str:
+        return self.label.ghg_scope
+
+    @property
+    def ghg_category(self) -> str:
+        return self.label.ghg_category
+
+    @property
+    def type(self) -> str:
+        return self.label.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,9 +650,7 @@ def estimate_product_item(
             f"amortised over {embodied_months} of {lifetime} lifetime months"
         ),
         emission_kgco2e=product.lifetime_embodied_kgco2e * embodied_months / lifetime,
-        ghg_scope=_PURCHASED_GOODS[0],
-        ghg_category=_PURCHASED_GOODS[1],
-        type=ESTIMATED,
+        label=EMBODIED_LABEL,
         factors_used=[],
     )
 
@@ -639,9 +662,7 @@ def estimate_product_item(
             f"({material.column_text.lower()})"
         ),
         emission_kgco2e=material_use.kgco2e,
-        ghg_scope=_PURCHASED_GOODS[0],
-        ghg_category=_PURCHASED_GOODS[1],
-        type=ESTIMATED,
+        label=PACKAGING_LABEL,
         factors_used=[material_use],
     )
 
@@ -655,9 +676,7 @@ def estimate_product_item(
             f"{product.shipping_distance_km} km by {mode.value.lower()}"
         ),
         emission_kgco2e=carriage.kgco2e,
-        ghg_scope=_UPSTREAM_TRANSPORT[0],
-        ghg_category=_UPSTREAM_TRANSPORT[1],
-        type=ESTIMATED,
+        label=TRANSPORTATION_LABEL,
         factors_used=[carriage],
     )
 
@@ -670,10 +689,7 @@ def estimate_product_item(
             f"{tenure} months on the {grid.levels[1]} grid"
         ),
         emission_kgco2e=electricity.kgco2e,
-        ghg_scope=_ELECTRICITY[0],
-        ghg_category=_ELECTRICITY[1],
-        # Indicative: usage hours are the catalog's typical figure, not metered.
-        type=INDICATIVE,
+        label=USE_LABEL,
         factors_used=[electricity],
     )
     return ProductEmissionBreakdown(

@@ -1,6 +1,7 @@
 """The product catalog: devices with the footprint data the customer-order method needs."""
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -146,6 +147,12 @@ def products_of(principal: Principal) -> SelectOfScalar[Product]:
     return select(Product).where(
         Product.account_id == principal.account_id, Product.mode == principal.mode
     )
+
+
+async def products_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> Sequence[Product]:
+    return (await session.exec(products_of(principal).where(col(Product.id).in_(ids)))).all()
 
 
 async def upsert_product(session: AsyncSession, principal: Principal, spec: ProductSpec) -> Product:

@@ -1,32 +1,41 @@
-"""Per-request batch loaders; each batch opens its own short session (sessions are not shared)."""
+"""Per-request batch loaders over the domains' batch reads; each batch opens its own short
+session (sessions are never shared between tasks)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.accounts import service as accounts
+from app.accounts.models import Subaccount
 from app.accounts.service import Principal
 from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
 from app.catalog.service import WeightedBundle
 from app.db import Database
+from app.emissions import customer_orders, products
+from app.emissions import service as estimates
+from app.emissions.models import CustomerOrder, CustomerOrderItem, Estimate, Product
 from app.events import webhooks
 from app.events.models import Event, WebhookAttempt, WebhookDelivery
 from app.events.service import events_of_orders
-from app.graphql.dataloaders.batched import MappedLoader, RowsByIdLoader
-from app.graphql.dataloaders.customer_order_items import CustomerOrderItemsLoader
-from app.graphql.dataloaders.customer_orders import CustomerOrderLoader
-from app.graphql.dataloaders.estimates import EstimateLoader
-from app.graphql.dataloaders.products import ProductLoader
-from app.graphql.dataloaders.subaccounts import SubaccountLoader
+from app.graphql.dataloaders.batched import (
+    FetchMapping,
+    FetchRows,
+    MappedLoader,
+    Row,
+    RowsByIdLoader,
+    Value,
+)
 from app.offsets import service as offsets
 from app.offsets.models import Allocation, OffsetOrder
 
 
 @dataclass
 class DataLoaders:
-    subaccount_by_id: SubaccountLoader
-    estimate_by_id: EstimateLoader
-    product_by_id: ProductLoader
-    customer_order_by_id: CustomerOrderLoader
-    customer_order_items: CustomerOrderItemsLoader
+    subaccount_by_id: RowsByIdLoader[Subaccount]
+    estimate_by_id: RowsByIdLoader[Estimate]
+    product_by_id: RowsByIdLoader[Product]
+    customer_order_by_id: RowsByIdLoader[CustomerOrder]
+    customer_order_items: MappedLoader[list[CustomerOrderItem]]
     project_by_id: RowsByIdLoader[Project]
     bundle_by_id: RowsByIdLoader[Bundle]
     portfolio_by_id: RowsByIdLoader[Portfolio]
@@ -45,36 +54,31 @@ class DataLoaders:
 
 def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders:
     """Fresh loaders for one operation; must be called inside the running event loop."""
+
+    def by_id(fetch: FetchRows[Row]) -> RowsByIdLoader[Row]:
+        return RowsByIdLoader(db, principal, fetch)
+
+    def mapped(fetch: FetchMapping[Value], missing: Callable[[], Value]) -> MappedLoader[Value]:
+        return MappedLoader(db, principal, fetch, missing)
+
     return DataLoaders(
-        subaccount_by_id=SubaccountLoader(db, principal),
-        estimate_by_id=EstimateLoader(db, principal),
-        product_by_id=ProductLoader(db, principal),
-        customer_order_by_id=CustomerOrderLoader(db, principal),
-        customer_order_items=CustomerOrderItemsLoader(db, principal),
-        project_by_id=RowsByIdLoader(db, principal, catalog.projects_by_ids),
-        bundle_by_id=RowsByIdLoader(db, principal, catalog.bundles_by_ids),
-        portfolio_by_id=RowsByIdLoader(db, principal, catalog.portfolios_by_ids),
-        credit_batch_by_id=RowsByIdLoader(db, principal, catalog.credit_batches_by_ids),
-        weighted_bundles_by_portfolio=MappedLoader(
-            db, principal, catalog.weighted_bundles_of_portfolios, list
-        ),
-        projects_by_bundle=MappedLoader(db, principal, catalog.projects_of_bundles, list),
-        credit_batches_by_project=MappedLoader(
-            db, principal, catalog.credit_batches_of_projects, list
-        ),
-        available_grams_by_bundle=MappedLoader(
-            db, principal, catalog.available_grams_by_bundle, int
-        ),
-        available_grams_by_project=MappedLoader(
-            db, principal, catalog.available_grams_by_project, int
-        ),
-        order_by_id=RowsByIdLoader(db, principal, offsets.orders_by_ids),
-        allocations_by_order=MappedLoader(db, principal, offsets.allocations_of_orders, list),
-        events_by_order=MappedLoader(db, principal, events_of_orders, list),
-        webhook_deliveries_by_order=MappedLoader(
-            db, principal, webhooks.deliveries_of_orders, list
-        ),
-        webhook_attempts_by_delivery=MappedLoader(
-            db, principal, webhooks.attempts_of_deliveries, list
-        ),
+        subaccount_by_id=by_id(accounts.subaccounts_by_ids),
+        estimate_by_id=by_id(estimates.estimates_by_id),
+        product_by_id=by_id(products.products_by_ids),
+        customer_order_by_id=by_id(customer_orders.customer_orders_by_id),
+        customer_order_items=mapped(customer_orders.items_of_orders, list),
+        project_by_id=by_id(catalog.projects_by_ids),
+        bundle_by_id=by_id(catalog.bundles_by_ids),
+        portfolio_by_id=by_id(catalog.portfolios_by_ids),
+        credit_batch_by_id=by_id(catalog.credit_batches_by_ids),
+        weighted_bundles_by_portfolio=mapped(catalog.weighted_bundles_of_portfolios, list),
+        projects_by_bundle=mapped(catalog.projects_of_bundles, list),
+        credit_batches_by_project=mapped(catalog.credit_batches_of_projects, list),
+        available_grams_by_bundle=mapped(catalog.available_grams_by_bundle, int),
+        available_grams_by_project=mapped(catalog.available_grams_by_project, int),
+        order_by_id=by_id(offsets.orders_by_ids),
+        allocations_by_order=mapped(offsets.allocations_of_orders, list),
+        events_by_order=mapped(events_of_orders, list),
+        webhook_deliveries_by_order=mapped(webhooks.deliveries_of_orders, list),
+        webhook_attempts_by_delivery=mapped(webhooks.attempts_of_deliveries, list),
     )

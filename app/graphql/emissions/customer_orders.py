@@ -12,11 +12,17 @@ from strawberry import relay
 
 from app.emissions import customer_orders as service
 from app.emissions import models
-from app.emissions.calculators import ESTIMATED, INDICATIVE
+from app.emissions.calculators import (
+    EMBODIED_LABEL,
+    PACKAGING_LABEL,
+    TRANSPORTATION_LABEL,
+    USE_LABEL,
+    PartLabel,
+)
 from app.graphql.context import Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import connection, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, parse_global_id
 from app.pagination import PageRequest
 
 EMISSION_UNIT = "kgCO2e"
@@ -45,6 +51,17 @@ class EmissionPart:
     ghg_category: str
     type: str = strawberry.field(description='"estimated", or "indicative" for the use phase.')
 
+    @classmethod
+    def of(cls, description: str, milligrams: int, label: PartLabel) -> "EmissionPart":
+        return cls(
+            description=description,
+            emission=_kg(milligrams),
+            emission_unit=EMISSION_UNIT,
+            ghg_scope=label.ghg_scope,
+            ghg_category=label.ghg_category,
+            type=label.type,
+        )
+
 
 @strawberry.type
 class EmissionBreakdown:
@@ -55,41 +72,17 @@ class EmissionBreakdown:
 
     @classmethod
     def from_item(cls, item: models.CustomerOrderItem) -> "EmissionBreakdown":
-        purchased = ("3", "Category 1: Purchased goods and services")
-        upstream = ("3", "Category 4: Upstream transportation and distribution")
         return cls(
-            product_embodied_emission=EmissionPart(
-                description=item.embodied_description,
-                emission=_kg(item.embodied_mg),
-                emission_unit=EMISSION_UNIT,
-                ghg_scope=purchased[0],
-                ghg_category=purchased[1],
-                type=ESTIMATED,
+            product_embodied_emission=EmissionPart.of(
+                item.embodied_description, item.embodied_mg, EMBODIED_LABEL
             ),
-            packaging=EmissionPart(
-                description=item.packaging_description,
-                emission=_kg(item.packaging_mg),
-                emission_unit=EMISSION_UNIT,
-                ghg_scope=purchased[0],
-                ghg_category=purchased[1],
-                type=ESTIMATED,
+            packaging=EmissionPart.of(
+                item.packaging_description, item.packaging_mg, PACKAGING_LABEL
             ),
-            transportation=EmissionPart(
-                description=item.transportation_description,
-                emission=_kg(item.transportation_mg),
-                emission_unit=EMISSION_UNIT,
-                ghg_scope=upstream[0],
-                ghg_category=upstream[1],
-                type=ESTIMATED,
+            transportation=EmissionPart.of(
+                item.transportation_description, item.transportation_mg, TRANSPORTATION_LABEL
             ),
-            product_use=EmissionPart(
-                description=item.use_description,
-                emission=_kg(item.use_mg),
-                emission_unit=EMISSION_UNIT,
-                ghg_scope="2",
-                ghg_category="Electricity",
-                type=INDICATIVE,
-            ),
+            product_use=EmissionPart.of(item.use_description, item.use_mg, USE_LABEL),
         )
 
 
@@ -164,14 +157,7 @@ class CustomerOrder(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["CustomerOrder | None"]:
-        ids: list[uuid.UUID | None] = []
-        for node_id in node_ids:
-            try:
-                ids.append(uuid.UUID(node_id))
-            except ValueError:
-                ids.append(None)
-        rows = await info.context.loaders.customer_order_by_id.load_many(ids)
-        return [cls.from_row(row) if row else None for row in rows]
+        return await nodes_by_id(info.context.loaders.customer_order_by_id, node_ids, cls.from_row)
 
 
 @strawberry.type

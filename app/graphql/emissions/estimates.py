@@ -1,6 +1,5 @@
 """Estimates in the graph: the four estimate mutations, `estimates` and `estimate(id)`."""
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput
-from app.graphql.relay import connection, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, parse_global_id
 from app.pagination import PageRequest
 
 EstimateKind = strawberry.enum(models.EstimateKind, name="EstimateKind")
@@ -97,17 +96,7 @@ class Estimate(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["Estimate | None"]:
-        rows = await info.context.loaders.estimate_by_id.load_many(
-            [_uuid_or_none(node_id) for node_id in node_ids]
-        )
-        return [cls.from_row(row) if row else None for row in rows]
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+        return await nodes_by_id(info.context.loaders.estimate_by_id, node_ids, cls.from_row)
 
 
 @strawberry.type

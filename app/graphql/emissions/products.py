@@ -1,6 +1,5 @@
 """The product catalog in the graph: `upsertProduct` (admin), `products` and `product`."""
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +14,7 @@ from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass
-from app.graphql.relay import connection
+from app.graphql.relay import connection, nodes_by_id
 from app.pagination import PageRequest
 
 
@@ -85,14 +84,7 @@ class Product(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["Product | None"]:
-        ids: list[uuid.UUID | None] = []
-        for node_id in node_ids:
-            try:
-                ids.append(uuid.UUID(node_id))
-            except ValueError:
-                ids.append(None)
-        rows = await info.context.loaders.product_by_id.load_many(ids)
-        return [cls.from_row(row) if row else None for row in rows]
+        return await nodes_by_id(info.context.loaders.product_by_id, node_ids, cls.from_row)
 
 
 @strawberry.type
