@@ -67,13 +67,15 @@ async def _seed(db: Database, settings: Settings, *, only_if_empty: bool) -> lis
 
     async with db.transaction() as session:
         if only_if_empty and not await demo.is_empty(session):
-            keys = demo.demo_keys(settings.secret_key.get_secret_value())
+            keys = await demo.usable_demo_keys(session, settings.secret_key.get_secret_value())
             return _describe_keys(keys, seeded=False)
         keys = await demo.seed_demo(session, settings.secret_key.get_secret_value())
     return _describe_keys(keys, seeded=True)
 
 
 def _describe_keys(keys: "list[DemoKey]", *, seeded: bool) -> list[str]:
+    if not keys and not seeded:
+        return []  # a database without the demo account (or with its keys revoked)
     lines = ["Demo data seeded." if seeded else "Demo account (slug: demo) keys:"]
     for key in keys:
         role = "admin" if key.admin else "standard"

@@ -45,17 +45,26 @@ async def seed_demo(session: AsyncSession, secret: str) -> list[DemoKey]:
     for mode in Mode:
         await seed_demo_catalog(session, account, mode)
         await seed_demo_products(session, account.id, mode)
-    usable = []
     for demo in demo_keys(secret):
-        existing = (
-            await session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(demo.key)))
-        ).first()
-        if existing is None:
+        if await _stored_key(session, demo) is None:
             label = f"Demo {demo.mode.value.lower()} key{' (admin)' if demo.admin else ''}"
             await accounts.create_api_key(
                 session, account.id, demo.mode, name=label, is_admin=demo.admin, plain_key=demo.key
             )
-        elif existing.revoked_at is not None:
-            continue
-        usable.append(demo)
+    return await usable_demo_keys(session, secret)
+
+
+async def _stored_key(session: AsyncSession, demo: DemoKey) -> ApiKey | None:
+    return (
+        await session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(demo.key)))
+    ).first()
+
+
+async def usable_demo_keys(session: AsyncSession, secret: str) -> list[DemoKey]:
+    """The demo keys that exist and are not revoked (none on a database without the demo)."""
+    usable = []
+    for demo in demo_keys(secret):
+        stored = await _stored_key(session, demo)
+        if stored is not None and stored.revoked_at is None:
+            usable.append(demo)
     return usable
