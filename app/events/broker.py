@@ -158,8 +158,8 @@ class RedisBroker:
 
     async def _listen(self) -> None:
         while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(REDIS_CHANNEL)
                 self._ready.set()
                 async for message in pubsub.listen():
@@ -172,6 +172,9 @@ class RedisBroker:
                 log.exception("redis event subscription failed; reconnecting")
                 self._local.mark_all_lagged()
                 await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -324,7 +324,7 @@ async def _create(
     principal: Principal,
     request: dict[str, Any],
     options: OrderOptions,
-    make_quote: Any,
+    make_quote: Callable[[], Awaitable[Quote]],
     estimate_id: uuid.UUID | None = None,
 ) -> OffsetOrder:
     """The one path every way of ordering takes: validate, replay or conflict on the key,
@@ -337,7 +337,7 @@ async def _create(
         return _replay(existing, request_hash)
     if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
         raise _estimate_taken()
-    quote: Quote = await make_quote()
+    quote = await make_quote()
     try:
         async with session.begin_nested():
             return await _place(session, principal, quote, options, request_hash, estimate_id)
