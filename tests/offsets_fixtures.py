@@ -197,3 +197,46 @@ async def place_order(
 async def fulfil(db: Database, settings: Settings) -> FulfilmentResult:
     """One pass of the fulfilment worker, in the test's own task."""
     return await fulfil_pending(db, settings.secret_key.get_secret_value())
+
+
+async def stock_of_tonnes(db: Database, principal: Principal, batches: list[int]) -> None:
+    """One project whose batches hold `batches` tonnes (vintages 2020, 2021, …), one bundle at
+    $10/t, and a default portfolio of it."""
+    async with db.transaction() as session:
+        project = await catalog.create_project(
+            session,
+            principal,
+            name="Stock",
+            project_type=ProjectType.BIOCHAR,
+            registry="Puro.earth",
+            registry_id="P-1",
+            country="FI",
+        )
+        for index, tonnes in enumerate(batches):
+            await catalog.add_credit_batch(
+                session,
+                principal,
+                project_id=project.id,
+                vintage=2020 + index,
+                serial_prefix=f"P-1-{2020 + index}",
+                quantity_grams=tonnes * TONNE,
+            )
+        bundle, _ = await catalog.create_bundle(
+            session,
+            principal,
+            name="Biochar",
+            unit_price=Decimal("10.00"),
+            currency="USD",
+            project_ids=[project.id],
+        )
+        await catalog.create_portfolio(
+            session, principal, name="All", weights=[(bundle.id, Decimal(100))], make_default=True
+        )
+
+
+async def place_one_tonne(db: Database, principal: Principal, key: str | None = None) -> uuid.UUID:
+    async with db.transaction() as session:
+        order = await offsets.create_order_by_mass(
+            session, principal, TONNE, offsets.OrderOptions(idempotency_key=key)
+        )
+        return order.id

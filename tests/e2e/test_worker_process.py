@@ -10,18 +10,17 @@ import uuid
 from pathlib import Path
 
 from app.accounts.models import Mode
-from app.accounts.service import Principal
 from app.db import Database
 from app.offsets.models import OffsetOrder, OrderState
 from tests.conftest import make_account
-from tests.offsets.test_concurrency import place_one_tonne, stock_of_tonnes
+from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonnes
 
 
 async def _place_order(database_url: str) -> uuid.UUID:
     db = Database.from_url(database_url)
     try:
         account = await make_account(db)
-        admin = Principal(account=account, mode=Mode.LIVE, api_key_id=uuid.uuid4(), is_admin=True)
+        admin = principal_for(account, Mode.LIVE)
         await stock_of_tonnes(db, admin, [3])
         return await place_one_tonne(db, admin)
     finally:

@@ -5,19 +5,18 @@ import uuid
 from sqlmodel import col, select
 
 from app.accounts.models import Mode
-from app.accounts.service import Principal
 from app.db import Database
 from app.events.broker import MemoryBroker, PublishedEvent, Subscription
 from app.events.models import Event
 from app.events.relay import relay_pending
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, make_account
-from tests.offsets.test_concurrency import place_one_tonne, stock_of_tonnes
+from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonnes
 
 
 async def test_relay_publishes_each_state_change_once_in_sequence_order(db: Database) -> None:
     account = await make_account(db)
-    admin = Principal(account=account, mode=Mode.TEST, api_key_id=uuid.uuid4(), is_admin=True)
+    admin = principal_for(account)
     await stock_of_tonnes(db, admin, [5])
     order_id = await place_one_tonne(db, admin)
     await fulfil_pending(db, TEST_SECRET)
@@ -39,7 +38,7 @@ async def test_relay_publishes_each_state_change_once_in_sequence_order(db: Data
 
 async def test_published_events_survive_the_wire_format(db: Database) -> None:
     account = await make_account(db)
-    admin = Principal(account=account, mode=Mode.LIVE, api_key_id=uuid.uuid4(), is_admin=True)
+    admin = principal_for(account, Mode.LIVE)
     await stock_of_tonnes(db, admin, [1])
     await place_one_tonne(db, admin)
     broker = MemoryBroker()

@@ -10,7 +10,6 @@ from sqlmodel import col, select
 from standardwebhooks import Webhook
 
 from app.accounts.models import Account, Mode
-from app.accounts.service import Principal
 from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
 from app.events.models import DeliveryState, WebhookAttempt, WebhookDelivery
@@ -27,7 +26,7 @@ from app.offsets import service as offsets
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, make_account
 from tests.events.receiver import Receiver, webhook_receiver
-from tests.offsets.test_concurrency import TONNE, stock_of_tonnes
+from tests.offsets_fixtures import TONNE, principal_for, stock_of_tonnes
 
 
 @pytest.mark.parametrize(
@@ -62,7 +61,7 @@ async def _fulfilled_order_with_webhooks(
     db: Database, account: Account, receiver: Receiver
 ) -> tuple[uuid.UUID, str]:
     """An order with a callback URL and an account endpoint, fulfilled and relayed."""
-    admin = Principal(account=account, mode=Mode.TEST, api_key_id=uuid.uuid4(), is_admin=True)
+    admin = principal_for(account)
     await stock_of_tonnes(db, admin, [5])
     async with db.transaction() as session:
         endpoint = await create_endpoint(session, admin, url=receiver.url + "/endpoint")

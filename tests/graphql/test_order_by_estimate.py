@@ -1,14 +1,11 @@
 """An estimate offset through its order: the order links back to it and covers it."""
 
-import uuid
-
 import httpx
 
 from app.accounts.models import Mode
-from app.accounts.service import Principal
 from app.db import Database
 from tests.conftest import GraphQLClient, make_account, make_key
-from tests.offsets.test_concurrency import stock_of_tonnes
+from tests.offsets_fixtures import principal_for, stock_of_tonnes
 
 ESTIMATE = """mutation {
   estimateGroundTransport(input: {distanceKm: "100.3", vehicleType: "PASSENGER_CAR_VAN_OR_SUV"}) {
@@ -29,7 +26,7 @@ async def test_order_by_estimate_covers_it_to_the_gram_and_links_back(
 ) -> None:
     account = await make_account(db)
     _, key = await make_key(db, account, Mode.TEST)
-    admin = Principal(account=account, mode=Mode.TEST, api_key_id=uuid.uuid4(), is_admin=True)
+    admin = principal_for(account)
     await stock_of_tonnes(db, admin, [5])
     gql = GraphQLClient(client, key)
     estimate = (await gql.execute(ESTIMATE))["data"]["estimateGroundTransport"]["estimate"]

@@ -8,11 +8,10 @@ import httpx
 from sqlalchemy import event
 
 from app.accounts.models import Mode
-from app.accounts.service import Principal
 from app.db import Database
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, GraphQLClient, make_account, make_key
-from tests.offsets.test_concurrency import place_one_tonne, stock_of_tonnes
+from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonnes
 
 ORDERS = """query($first: Int!) {
   orders(first: $first) {
@@ -53,7 +52,7 @@ async def test_orders_page_costs_the_same_statements_for_5_and_50_orders(
 ) -> None:
     account = await make_account(db)
     _, key = await make_key(db, account, Mode.TEST)
-    principal = Principal(account=account, mode=Mode.TEST, api_key_id=account.id, is_admin=True)
+    principal = principal_for(account)
     await stock_of_tonnes(db, principal, [30, 30])
     for _ in range(50):
         await place_one_tonne(db, principal)

@@ -1,11 +1,8 @@
 """Webhook endpoints and deliveries through GraphQL."""
 
-import uuid
-
 import httpx
 
-from app.accounts.models import Account, Mode
-from app.accounts.service import Principal
+from app.accounts.models import Account
 from app.db import Database
 from app.events.broker import MemoryBroker
 from app.events.relay import relay_pending
@@ -13,7 +10,7 @@ from app.events.webhooks import deliver_due, http_client
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, GraphQLClient
 from tests.events.receiver import webhook_receiver
-from tests.offsets.test_concurrency import stock_of_tonnes
+from tests.offsets_fixtures import principal_for, stock_of_tonnes
 
 CREATE_ENDPOINT = """mutation($url: String!) {
   createWebhookEndpoint(input: {url: $url, description: "ops"}) {
@@ -62,7 +59,7 @@ async def test_endpoints_are_admin_only_and_validated(
 async def test_order_shows_its_webhook_deliveries_and_attempts(
     db: Database, account: Account, gql: GraphQLClient
 ) -> None:
-    admin = Principal(account=account, mode=Mode.TEST, api_key_id=uuid.uuid4(), is_admin=True)
+    admin = principal_for(account)
     await stock_of_tonnes(db, admin, [2])
     with webhook_receiver() as receiver:
         receiver.statuses = [500]

@@ -4,73 +4,21 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from decimal import Decimal
 
 from sqlmodel import col, select
 
-from app.accounts.models import Account, Mode
-from app.accounts.service import Principal
-from app.catalog import service as catalog
-from app.catalog.models import CreditBatch, ProjectType
+from app.catalog.models import CreditBatch
 from app.db import Database
 from app.errors import DomainError
 from app.offsets import service as offsets
 from app.offsets.fulfilment import fulfil_pending
 from app.offsets.models import Allocation, OffsetOrder, OrderState
 from tests.conftest import TEST_SECRET, make_account
-
-TONNE = 1_000_000
-
-
-def admin_of(account: Account, mode: Mode = Mode.TEST) -> Principal:
-    return Principal(account=account, mode=mode, api_key_id=uuid.uuid4(), is_admin=True)
-
-
-async def stock_of_tonnes(db: Database, principal: Principal, batches: list[int]) -> None:
-    """One project whose batches hold `batches` tonnes (vintages 2020, 2021, …), one bundle at
-    $10/t, and a default portfolio of it."""
-    async with db.transaction() as session:
-        project = await catalog.create_project(
-            session,
-            principal,
-            name="Stock",
-            project_type=ProjectType.BIOCHAR,
-            registry="Puro.earth",
-            registry_id="P-1",
-            country="FI",
-        )
-        for index, tonnes in enumerate(batches):
-            await catalog.add_credit_batch(
-                session,
-                principal,
-                project_id=project.id,
-                vintage=2020 + index,
-                serial_prefix=f"P-1-{2020 + index}",
-                quantity_grams=tonnes * TONNE,
-            )
-        bundle, _ = await catalog.create_bundle(
-            session,
-            principal,
-            name="Biochar",
-            unit_price=Decimal("10.00"),
-            currency="USD",
-            project_ids=[project.id],
-        )
-        await catalog.create_portfolio(
-            session, principal, name="All", weights=[(bundle.id, Decimal(100))], make_default=True
-        )
-
-
-async def place_one_tonne(db: Database, principal: Principal, key: str | None = None) -> uuid.UUID:
-    async with db.transaction() as session:
-        order = await offsets.create_order_by_mass(
-            session, principal, TONNE, offsets.OrderOptions(idempotency_key=key)
-        )
-        return order.id
+from tests.offsets_fixtures import TONNE, place_one_tonne, principal_for, stock_of_tonnes
 
 
 async def test_fifty_concurrent_orders_for_thirty_tonnes_never_oversell(db: Database) -> None:
-    principal = admin_of(await make_account(db))
+    principal = principal_for(await make_account(db))
     await stock_of_tonnes(db, principal, [10, 12, 8])
 
     order_ids = await asyncio.gather(*(place_one_tonne(db, principal) for _ in range(50)))
@@ -103,7 +51,7 @@ async def test_fifty_concurrent_orders_for_thirty_tonnes_never_oversell(db: Data
 
 
 async def test_oldest_vintage_is_allocated_first(db: Database) -> None:
-    principal = admin_of(await make_account(db))
+    principal = principal_for(await make_account(db))
     await stock_of_tonnes(db, principal, [2, 2])
     first = await place_one_tonne(db, principal)
     await fulfil_pending(db, TEST_SECRET)
@@ -117,7 +65,7 @@ async def test_oldest_vintage_is_allocated_first(db: Database) -> None:
 
 
 async def test_twenty_concurrent_creates_with_one_key_make_one_order(db: Database) -> None:
-    principal = admin_of(await make_account(db))
+    principal = principal_for(await make_account(db))
     await stock_of_tonnes(db, principal, [5])
     order_ids = await asyncio.gather(
         *(place_one_tonne(db, principal, key="same-key") for _ in range(20))
@@ -135,7 +83,7 @@ async def test_twenty_concurrent_creates_with_one_key_make_one_order(db: Databas
 
 
 async def test_workers_racing_cancellations_leave_consistent_orders(db: Database) -> None:
-    principal = admin_of(await make_account(db))
+    principal = principal_for(await make_account(db))
     await stock_of_tonnes(db, principal, [20])
     order_ids = await asyncio.gather(*(place_one_tonne(db, principal) for _ in range(20)))
 
