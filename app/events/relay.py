@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from app.db import Database, utcnow
 from app.events.broker import Broker, PublishedEvent
 from app.events.models import Event
-from app.events.webhooks import enqueue_for_event
+from app.events.webhooks import enqueue_for_events
 from app.loops import PollingLoop
 
 BATCH_SIZE = 100
@@ -33,8 +33,8 @@ async def relay_pending(db: Database, broker: Broker) -> int:
         now = utcnow()
         for event in events:
             await broker.publish(PublishedEvent.from_row(event))
-            await enqueue_for_event(session, event)
             event.published_at = now
+        await enqueue_for_events(session, events)
     return len(events)
 
 

@@ -123,23 +123,35 @@ def order_node_id(order_id: uuid.UUID) -> str:
     return base64.b64encode(f"Order:{order_id}".encode()).decode()
 
 
-async def enqueue_for_event(session: AsyncSession, event: Event) -> int:
-    """Queue one delivery per active endpoint in the event's scope and one for the order's
-    callback URL; in the caller's (the relay's) transaction."""
-    if event.order_id is None or event.sequence is None:
-        return 0
+async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> int:
+    """Queue, for each order event, one delivery per active endpoint in its scope and one for
+    the order's callback URL; one endpoint query for the whole batch, in the caller's (the
+    relay's) transaction."""
+    if not events:
+        return 0  # the relay's idle poll: no query
+    accounts = {event.account_id for event in events}
     endpoints = (
         await session.exec(
             select(WebhookEndpoint).where(
-                WebhookEndpoint.account_id == event.account_id,
-                WebhookEndpoint.mode == event.mode,
+                col(WebhookEndpoint.account_id).in_(accounts),
                 col(WebhookEndpoint.disabled_at).is_(None),
-                col(WebhookEndpoint.subaccount_id).is_(None)
-                if event.subaccount_id is None
-                else WebhookEndpoint.subaccount_id == event.subaccount_id,
             )
         )
     ).all()
+    by_scope: dict[tuple[uuid.UUID, Mode, uuid.UUID | None], list[WebhookEndpoint]] = {}
+    for endpoint in endpoints:
+        scope = (endpoint.account_id, endpoint.mode, endpoint.subaccount_id)
+        by_scope.setdefault(scope, []).append(endpoint)
+    queued = 0
+    for event in events:
+        scope = (event.account_id, event.mode, event.subaccount_id)
+        queued += _enqueue(session, event, by_scope.get(scope, []))
+    return queued
+
+
+def _enqueue(session: AsyncSession, event: Event, endpoints: Sequence[WebhookEndpoint]) -> int:
+    if event.order_id is None or event.sequence is None:
+        return 0
     targets: list[tuple[uuid.UUID | None, str]] = [(e.id, e.url) for e in endpoints]
     callback = event.payload.get("callbackUrl")
     if isinstance(callback, str):
