@@ -20,12 +20,15 @@ BATCH_SIZE = 100
 
 async def relay_pending(db: Database, broker: Broker) -> int:
     """Publish one batch of unpublished events; how many were published."""
+    unpublished = select(Event).where(col(Event.published_at).is_(None))
+    # Look before locking, so an idle relay never takes SQLite's write lock.
+    async with db.session() as session:
+        if (await session.exec(unpublished.limit(1))).first() is None:
+            return 0
     async with db.transaction() as session:
         events = (
             await session.exec(
-                select(Event)
-                .where(col(Event.published_at).is_(None))
-                .order_by(col(Event.sequence))
+                unpublished.order_by(col(Event.sequence))
                 .limit(BATCH_SIZE)
                 .with_for_update(skip_locked=True)
             )

@@ -193,15 +193,18 @@ class ClaimedDelivery:
 
 
 async def _claim_due(db: Database, server_secret: str, now: datetime) -> list[ClaimedDelivery]:
+    due_at_now = select(WebhookDelivery).where(
+        WebhookDelivery.state == DeliveryState.PENDING,
+        col(WebhookDelivery.next_attempt_at) <= now,
+    )
+    # Look before locking, so an idle dispatcher never takes SQLite's write lock.
+    async with db.session() as session:
+        if (await session.exec(due_at_now.limit(1))).first() is None:
+            return []
     async with db.transaction() as session:
         due = (
             await session.exec(
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.state == DeliveryState.PENDING,
-                    col(WebhookDelivery.next_attempt_at) <= now,
-                )
-                .order_by(col(WebhookDelivery.next_attempt_at))
+                due_at_now.order_by(col(WebhookDelivery.next_attempt_at))
                 .limit(CLAIM_BATCH)
                 .with_for_update(skip_locked=True)
             )

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.models import Mode
 from app.accounts.service import Principal
@@ -39,21 +40,30 @@ class FulfilmentResult:
     parked: int = 0
 
 
+def _claimable() -> SelectOfScalar[OffsetOrder]:
+    return select(OffsetOrder).where(
+        OffsetOrder.state == OrderState.PLACED,
+        col(OffsetOrder.awaiting_inventory).is_(False),
+    )
+
+
 async def claim_next_order(session: AsyncSession) -> OffsetOrder | None:
     """The oldest placed order no other worker holds (PostgreSQL: SKIP LOCKED; SQLite has one
     writer at a time, which BEGIN IMMEDIATE already gives us)."""
     return (
         await session.exec(
-            select(OffsetOrder)
-            .where(
-                OffsetOrder.state == OrderState.PLACED,
-                col(OffsetOrder.awaiting_inventory).is_(False),
-            )
+            _claimable()
             .order_by(col(OffsetOrder.created_at), col(OffsetOrder.id))
             .limit(1)
             .with_for_update(skip_locked=True)
         )
     ).first()
+
+
+async def has_claimable_orders(db: Database) -> bool:
+    """A read-only look, so an idle worker never takes SQLite's write lock."""
+    async with db.session() as session:
+        return (await session.exec(_claimable().limit(1))).first() is not None
 
 
 async def _lock_batches(
@@ -198,6 +208,8 @@ def _is_retryable(error: DBAPIError) -> bool:
 async def fulfil_pending(db: Database, secret: str, limit: int = 1000) -> FulfilmentResult:
     """Drain the queue: fulfil or park every claimable order, at most `limit` of them."""
     fulfilled = parked = 0
+    if not await has_claimable_orders(db):
+        return FulfilmentResult()
     for _ in range(limit):
         outcome = await fulfil_next(db, secret)
         if outcome is None:
