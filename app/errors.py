@@ -4,6 +4,16 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
+    """Every code a client can meet: in `userErrors`, in `errors[].extensions.code` over HTTP and
+    WebSocket. Codes may be added; clients must tolerate ones they do not know."""
+
+    # Transport level: top-level errors, never userErrors.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    RATE_LIMITED = "RATE_LIMITED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    BAD_REQUEST = "BAD_REQUEST"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Use cases.
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"

@@ -18,15 +18,13 @@ from app.emissions.factors import (
     get_factor,
     get_grid_factor,
 )
-
-INVALID_INPUT = "INVALID_INPUT"
-NOT_FOUND = "NOT_FOUND"
+from app.errors import ErrorCode
 
 
 class CalculationError(ValueError):
     """Input a calculator cannot use; `field` is the input path, `code` INVALID_INPUT/NOT_FOUND."""
 
-    def __init__(self, field: str, message: str, code: str = INVALID_INPUT) -> None:
+    def __init__(self, field: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
@@ -320,7 +318,7 @@ def find_airport(iata_code: str, field: str) -> Airport:
         raise CalculationError(field, f"{iata_code!r} is not a three-letter IATA airport code")
     entry = _airports_by_iata().get(code)
     if entry is None:
-        raise CalculationError(field, f"No airport with IATA code {code}", NOT_FOUND)
+        raise CalculationError(field, f"No airport with IATA code {code}", ErrorCode.NOT_FOUND)
     return Airport(
         iata=code,
         name=str(entry["name"]),
@@ -500,7 +498,7 @@ def grid_factor_for(country_code: str, field: str = "countryCode") -> EmissionFa
         return get_grid_factor(alpha2)
     except UnknownFactorError:
         raise CalculationError(
-            field, f"No grid electricity intensity is published for {alpha2}", NOT_FOUND
+            field, f"No grid electricity intensity is published for {alpha2}", ErrorCode.NOT_FOUND
         ) from None
 
 
@@ -605,7 +603,7 @@ def packaging_factor(factor_id: str, field: str = "packaging.factorId") -> Emiss
         factor = get_factor(factor_id)
     except UnknownFactorError:
         raise CalculationError(
-            field, f"No emission factor with id {factor_id!r}", NOT_FOUND
+            field, f"No emission factor with id {factor_id!r}", ErrorCode.NOT_FOUND
         ) from None
     if factor.unit not in _KG_PER_MASS_UNIT:
         raise CalculationError(field, f"Factor {factor_id} is per {factor.unit}, not per mass")

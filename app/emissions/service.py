@@ -15,7 +15,7 @@ from app.accounts.service import Principal, owned_by
 from app.emissions import calculators
 from app.emissions.calculators import Calculation, CalculationError, FactorUse
 from app.emissions.models import Estimate, EstimateKind
-from app.errors import DomainError, ErrorCode, NotFound
+from app.errors import DomainError, NotFound
 
 MILLIGRAMS_PER_KG = 1_000_000
 
@@ -38,8 +38,7 @@ def calculation_errors(
         yield
     except CalculationError as error:
         field = (renamed or {}).get(error.field, error.field)
-        code = ErrorCode(error.code)  # the calculators use the domain's code names
-        raise DomainError(code, error.message, f"{prefix}{field}") from error
+        raise DomainError(error.code, error.message, f"{prefix}{field}") from error
 
 
 def factor_uses_as_json(uses: Sequence[FactorUse]) -> list[dict[str, Any]]:

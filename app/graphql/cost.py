@@ -27,6 +27,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from app.errors import ErrorCode
 from app.pagination import DEFAULT_PAGE_SIZE
 
 PAGING_ARGUMENTS = ("first", "last")
@@ -140,7 +141,7 @@ class QueryCostLimiter(SchemaExtension):
                             GraphQLError(
                                 f"Query cost {self.cost} exceeds the maximum of "
                                 f"{self.maximum}; ask for smaller pages or fewer fields.",
-                                extensions={"code": "QUERY_TOO_COMPLEX"},
+                                extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value},
                             )
                         ],
                     )

@@ -5,7 +5,7 @@ import logging
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from app.errors import DomainError
+from app.errors import DomainError, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,14 @@ class ErrorPolicy(MaskErrors):
             elif _is_unexpected(error):
                 log.error("unexpected error in %s", error.path, exc_info=original)
                 if self.debug:
-                    error.extensions = {**(error.extensions or {}), "code": "INTERNAL_ERROR"}
+                    error.extensions = {
+                        **(error.extensions or {}),
+                        "code": ErrorCode.INTERNAL_ERROR.value,
+                    }
                     processed.append(error)
                 else:
                     masked = self.anonymise_error(error)
-                    masked.extensions = {"code": "INTERNAL_ERROR"}
+                    masked.extensions = {"code": ErrorCode.INTERNAL_ERROR.value}
                     processed.append(masked)
             else:
                 processed.append(error)

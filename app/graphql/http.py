@@ -29,7 +29,7 @@ from app.accounts.service import Principal
 from app.background import Background
 from app.config import Settings
 from app.db import Database
-from app.errors import Forbidden
+from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
 
@@ -148,17 +148,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             context = await self.authenticate(request)
         except accounts.NotAuthenticated as error:
             return error_response(
-                401, str(error), "UNAUTHENTICATED", headers={"WWW-Authenticate": "Bearer"}
+                401,
+                str(error),
+                ErrorCode.UNAUTHENTICATED.value,
+                headers={"WWW-Authenticate": "Bearer"},
             )
         except Forbidden as error:
-            return error_response(403, error.message, "FORBIDDEN")
+            return error_response(403, error.message, ErrorCode.FORBIDDEN.value)
         assert context.principal is not None
         retry_after = await self.rate_limiter.take(str(context.principal.api_key_id))
         if retry_after > 0:
             return error_response(
                 429,
                 "Too many requests for this API key; retry after the Retry-After seconds.",
-                "RATE_LIMITED",
+                ErrorCode.RATE_LIMITED.value,
                 headers={"Retry-After": retry_after_header(retry_after)},
             )
 
@@ -253,17 +256,17 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         except accounts.NotAuthenticated as error:
             raise ConnectionRejectionError(
-                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
+                {"message": str(error), "extensions": {"code": ErrorCode.UNAUTHENTICATED.value}}
             ) from error
         except Forbidden as error:
             raise ConnectionRejectionError(
-                {"message": error.message, "extensions": {"code": "FORBIDDEN"}}
+                {"message": error.message, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
             ) from error
         if await self.rate_limiter.take(str(principal.api_key_id)) > 0:
             raise ConnectionRejectionError(
                 {
                     "message": "Too many requests for this API key.",
-                    "extensions": {"code": "RATE_LIMITED"},
+                    "extensions": {"code": ErrorCode.RATE_LIMITED.value},
                 }
             )
         context.principal = principal

@@ -7,8 +7,6 @@ import pytest
 
 from app.emissions.calculators import (
     DAYS_PER_MONTH,
-    INVALID_INPUT,
-    NOT_FOUND,
     CabinClass,
     CalculationError,
     FlightLeg,
@@ -28,6 +26,9 @@ from app.emissions.calculators import (
     haul_band,
 )
 from app.emissions.factors import get_factor
+from app.errors import ErrorCode
+
+INVALID_INPUT, NOT_FOUND = ErrorCode.INVALID_INPUT, ErrorCode.NOT_FOUND
 
 
 def _raises(code: str, field: str) -> pytest.RaisesExc[CalculationError]:
