@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.background = background
+    app.state.rate_limiter = rate_limiter
     return app
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
+from app.accounts.rate_limits import RateLimiter, ThrottleStatus
 from app.accounts.service import Principal
 from app.background import Background
 from app.config import Settings
@@ -25,6 +26,11 @@ class Context:
     background: Background | None = None
     # Set by Strawberry from a WebSocket's connection_init payload.
     connection_params: dict[str, Any] | None = None
+    # The key's bucket of cost points (app/graphql/cost.py takes from it and refunds it) and
+    # its state after this request, which the HTTP layer turns into RateLimit headers.
+    rate_limiter: RateLimiter | None = None
+    rate_limit_key: str | None = None
+    throttle: ThrottleStatus | None = None
 
     def signal_change(self) -> None:
         """Orders or stock changed: let this process's worker and relay look now."""

@@ -23,6 +23,7 @@ from app.accounts import service as accounts
 from app.accounts.rate_limits import (
     NoRateLimit,
     RateLimiter,
+    rate_limit_headers,
     retry_after_header,
 )
 from app.accounts.service import Principal
@@ -155,16 +156,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         except Forbidden as error:
             return error_response(403, error.message, ErrorCode.FORBIDDEN.value)
-        assert context.principal is not None
-        retry_after = await self.rate_limiter.take(str(context.principal.api_key_id))
-        if retry_after > 0:
-            return error_response(
-                429,
-                "Too many requests for this API key; retry after the Retry-After seconds.",
-                ErrorCode.RATE_LIMITED.value,
-                headers={"Retry-After": retry_after_header(retry_after)},
-            )
-
         try:
             response: Response = await self.run(request, context=context)
         except HTTPException as error:
@@ -172,14 +163,30 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if request.method == "GET" and "not allowed when using GET" in error.reason:
                 status = 405  # a mutation over GET
             headers = {"Allow": "POST"} if status == 405 else None
-            return error_response(status, error.reason, headers=headers)
+            failed = error_response(status, error.reason, headers=headers)
+            await self._apply_throttle(context, failed)
+            return failed
 
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             # The spec: a response without `data` (the request failed before execution) is 4xx.
             if not getattr(request.state, "graphql_executed", True):
                 response.status_code = 400
+        await self._apply_throttle(context, response)
         return response
+
+    async def _apply_throttle(self, context: Context, response: Response) -> None:
+        """RateLimit headers from the key's bucket; 429 when the cost extension refused the
+        operation. A request that never reached execution (malformed, invalid) costs 1 point."""
+        throttle = context.throttle
+        if throttle is None and context.rate_limit_key is not None:
+            throttle = await self.rate_limiter.take(context.rate_limit_key, 1)
+        if throttle is None:
+            return
+        response.headers.update(rate_limit_headers(throttle))
+        if throttle.refused:
+            response.status_code = 429
+            response.headers["Retry-After"] = retry_after_header(throttle.retry_after)
 
     async def _body_within_limit(self, request: Request) -> bool:
         """Read the body up to the limit (Starlette caches it for Strawberry); refuse early on
@@ -208,6 +215,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             loaders=create_dataloaders(self.db, principal),
             request=request,
             background=self.background,
+            rate_limiter=self.rate_limiter,
+            rate_limit_key=str(principal.api_key_id),
         )
 
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
@@ -262,13 +271,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
             ) from error
-        if await self.rate_limiter.take(str(principal.api_key_id)) > 0:
+        # connection_init costs 1 point; each operation on the socket is then charged like one
+        # over HTTP (a subscription once, when it starts).
+        throttle = await self.rate_limiter.take(str(principal.api_key_id), 1)
+        if throttle is not None and throttle.refused:
             raise ConnectionRejectionError(
                 {
-                    "message": "Too many requests for this API key.",
+                    "message": "Too many requests for this API key; retry after "
+                    f"{retry_after_header(throttle.retry_after)} s.",
                     "extensions": {"code": ErrorCode.RATE_LIMITED.value},
                 }
             )
         context.principal = principal
         context.loaders = create_dataloaders(self.db, principal)
+        context.rate_limiter = self.rate_limiter
+        context.rate_limit_key = str(principal.api_key_id)
         return UNSET
