@@ -1,6 +1,7 @@
 """Process settings, read from the environment with the `CG_` prefix."""
 
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None
+    # A trusted-documents manifest (app/graphql/persisted.py): only its operations run.
+    trusted_documents: Path | None = None
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
+from app.graphql.persisted import PersistedOperations
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Context:
     rate_limiter: RateLimiter | None = None
     rate_limit_key: str | None = None
     throttle: ThrottleStatus | None = None
+    # APQ and trusted documents; the schema checks WebSocket operations against it too.
+    persisted_operations: PersistedOperations | None = None
 
     def signal_change(self) -> None:
         """Orders or stock changed: let this process's worker and relay look now."""

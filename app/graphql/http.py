@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket
 from strawberry import relay
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http import process_result as default_process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
@@ -33,6 +33,11 @@ from app.db import Database
 from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.graphql.persisted import (
+    MemoryDocumentStore,
+    PersistedOperations,
+    PersistedQueryError,
+)
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -101,6 +106,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         settings: Settings,
         background: Background | None = None,
         rate_limiter: RateLimiter | None = None,
+        persisted_operations: PersistedOperations | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -112,6 +118,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
+        self.persisted_operations = persisted_operations or PersistedOperations(
+            MemoryDocumentStore()
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -129,7 +138,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
             )
         wants_page = "text/html" in request.headers.get("accept", "")
-        if request.method == "GET" and wants_page and not request.query_params.get("query"):
+        if request.method == "GET" and wants_page and self.should_render_graphql_ide(request):
             return await self.render_graphql_ide(request)
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -166,6 +175,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             failed = error_response(status, error.reason, headers=headers)
             await self._apply_throttle(context, failed)
             return failed
+        except PersistedQueryError as error:
+            failed = error_response(
+                error.status, error.message, error.code.value, {"Cache-Control": "no-store"}
+            )
+            await self._apply_throttle(context, failed)
+            return failed
 
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
@@ -174,6 +189,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 response.status_code = 400
         await self._apply_throttle(context, response)
         return response
+
+    # Persisted operations: Strawberry parses the body (or the GET parameters), then the
+    # persisted-query extension supplies or checks the query text (app/graphql/persisted.py).
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data  # batches are refused: the schema allows none
+        return await self.persisted_operations.resolve(data)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET of a persisted query carries no `query` but is no request for the IDE.
+        return super().should_render_graphql_ide(request) and not request.query_params.get(
+            "extensions"
+        )
 
     async def _apply_throttle(self, context: Context, response: Response) -> None:
         """RateLimit headers from the key's bucket; 429 when the cost extension refused the
@@ -217,6 +246,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             background=self.background,
             rate_limiter=self.rate_limiter,
             rate_limit_key=str(principal.api_key_id),
+            persisted_operations=self.persisted_operations,
         )
 
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
@@ -246,6 +276,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             request=request,
             response=response,
             background=self.background,
+            persisted_operations=self.persisted_operations,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -21,6 +21,7 @@ from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy
 from app.graphql.offsets import OffsetMutations, OffsetQueries
+from app.graphql.persisted import TrustedDocumentsGuard
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
 
 MAX_DEPTH = 12
@@ -62,6 +63,7 @@ def get_schema() -> strawberry.Schema:
         config=StrawberryConfig(sort_schema=True),
         extensions=[
             ErrorPolicy,
+            TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
