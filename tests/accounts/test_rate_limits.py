@@ -1,10 +1,6 @@
 """Buckets of cost points: in memory with a fake clock, and shared through a real Redis."""
 
-import os
 import uuid
-
-import pytest
-import redis
 
 from app.accounts.rate_limits import (
     MemoryRateLimiter,
@@ -41,18 +37,6 @@ def test_the_ietf_headers_describe_the_bucket_in_points() -> None:
 def test_retry_after_is_whole_seconds_at_least_one() -> None:
     assert retry_after_header(0.01) == "1"
     assert retry_after_header(1.2) == "2"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
-        pytest.skip(f"Redis at {url} is unreachable: {error}")
-    return url
 
 
 async def test_redis_bucket_is_shared_by_every_process(redis_url: str) -> None:

@@ -14,7 +14,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import RunningServer, launch
-from tests.e2e.test_redis_broker import redis_url  # noqa: F401 (a fixture)
 from tests.e2e.test_subscriptions import (
     CREATE,
     SUBSCRIPTION,
@@ -38,7 +37,7 @@ def persisted(document: str) -> str:
 @pytest.fixture
 def two_servers(
     database_url: str,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     tmp_path: Path,
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     limits = {

@@ -1,11 +1,9 @@
 """Limits before execution (body size, query cost) and the cost-point bucket of each key."""
 
-import os
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import redis
 
 from app.config import Settings
 from app.db import Database
@@ -106,17 +104,6 @@ async def test_bodies_over_the_limit_are_413(
         assert big.status_code == 413
 
 
-def _redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
-        pytest.skip(f"Redis at {url} is unreachable: {error}")
-    return url
-
-
 @pytest.fixture(params=["memory", "redis"])
 async def bucketed(
     request: pytest.FixtureRequest, settings: Settings, db: Database
@@ -125,7 +112,7 @@ async def bucketed(
     Redis (each test's keys are new, so their Redis buckets are too)."""
     update: dict[str, object] = {"rate_limit_per_second": 1.0, "rate_limit_burst": 100}
     if request.param == "redis":
-        update["redis_url"] = _redis_url()
+        update["redis_url"] = request.getfixturevalue("redis_url")
     app = create_app(settings.model_copy(update=update), database=db)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -199,10 +186,10 @@ async def test_a_request_that_never_executes_costs_one_point(
 
 
 async def test_every_api_key_has_its_own_redis_bucket_shared_by_all_processes(
-    settings: Settings, db: Database, test_key: str
+    settings: Settings, db: Database, test_key: str, redis_url: str
 ) -> None:
     """Two app instances (two processes' worth of state) draw on one bucket in Redis."""
-    update = {"rate_limit_per_second": 1.0, "rate_limit_burst": 3, "redis_url": _redis_url()}
+    update = {"rate_limit_per_second": 1.0, "rate_limit_burst": 3, "redis_url": redis_url}
     apps = [create_app(settings.model_copy(update=update), database=db) for _ in range(2)]
     statuses = []
     for attempt in range(4):

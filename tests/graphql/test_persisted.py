@@ -3,14 +3,12 @@ and the trusted-documents mode."""
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from app.config import Settings
 from app.db import Database
@@ -34,17 +32,6 @@ def sha256(document: str) -> str:
 
 def persisted(document: str) -> dict[str, object]:
     return {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
-
-
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
-        pytest.skip(f"Redis at {url} is unreachable: {error}")
-    return url
 
 
 class Client:
@@ -80,7 +67,7 @@ async def _serve(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
 def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     if request.param == "memory":
         return settings
-    return settings.model_copy(update={"redis_url": redis_url()})
+    return settings.model_copy(update={"redis_url": request.getfixturevalue("redis_url")})
 
 
 @pytest.fixture
@@ -167,9 +154,9 @@ async def test_a_persisted_mutation_never_runs_over_get(apq: Client) -> None:
 
 
 async def test_registered_documents_are_shared_by_every_process_through_redis(
-    settings: Settings, db: Database, test_key: str
+    settings: Settings, db: Database, test_key: str, redis_url: str
 ) -> None:
-    shared = settings.model_copy(update={"redis_url": redis_url()})
+    shared = settings.model_copy(update={"redis_url": redis_url})
     document = unique(VIEWER)
     async for http in _serve(shared, db):
         registering = Client(http, test_key)
@@ -193,8 +180,8 @@ async def test_the_memory_store_forgets_the_least_recently_used_documents_first(
     assert (await store.get("a"), await store.get("c"), len(store)) == (None, None, 1)
 
 
-async def test_the_redis_store_keeps_a_document_for_its_ttl() -> None:
-    store = RedisDocumentStore(redis_url(), prefix=f"cg:test:{uuid.uuid4().hex}:", ttl_seconds=60)
+async def test_the_redis_store_keeps_a_document_for_its_ttl(redis_url: str) -> None:
+    store = RedisDocumentStore(redis_url, prefix=f"cg:test:{uuid.uuid4().hex}:", ttl_seconds=60)
     try:
         await store.put(sha256(VIEWER), VIEWER)
         assert await store.get(sha256(VIEWER)) == VIEWER
