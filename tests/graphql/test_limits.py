@@ -5,10 +5,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from app.accounts.models import Account
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from tests.conftest import GraphQLClient
+from tests.offsets_fixtures import TONNE, fulfil, place_order, seed_catalog
 
 VIEWER = "{ viewer { mode } }"
 SUBACCOUNTS = """query($n: Int!) { subaccounts(first: $n) {
@@ -65,6 +67,27 @@ async def test_nested_lists_and_fragments_are_costed(gql: GraphQLClient) -> None
     )
     # orders 2 + 5 x (node 1 + allocations 1 + mass 1) = 17; node 1; nothing exists: 2 + 0 + 1
     assert requested_and_actual(body) == (18, 3)
+
+
+async def test_actual_cost_counts_rows_returned_lists_by_their_largest_item_and_nulls_as_nothing(
+    db: Database, settings: Settings, account: Account, gql: GraphQLClient
+) -> None:
+    await seed_catalog(db, account)
+    await place_order(db, account, TONNE)
+    await fulfil(db, settings)  # 600 kg from one forest batch, 400 kg from the dac batch
+    await place_order(db, account, TONNE)  # placed, not fulfilled: no certificate, allocations
+    body = await gql.execute(
+        """{ orders(first: 10) { edges { node {
+          state certificate { id } allocations { serialRange project { name } } } } } }"""
+    )
+    assert [edge["node"]["state"] for edge in body["data"]["orders"]["edges"]] == [
+        "PLACED",
+        "FULFILLED",
+    ]
+    # requested: 2 + 10 x (node 1 + certificate 1 + allocations 1 + project 1) = 42
+    # actual: 2 + placed (node 1 + certificate null 1 + allocations empty 1)
+    #           + fulfilled (node 1 + certificate 1 + allocations 1 + project 1) = 9
+    assert requested_and_actual(body) == (42, 9)
 
 
 async def test_queries_over_the_maximum_cost_are_refused_before_running(
