@@ -116,6 +116,13 @@ def serve(
     settings = Settings()
     if settings.uses_insecure_secret and not settings.is_sqlite and not settings.debug:
         raise fail("set CG_SECRET_KEY: the default secret is only for local SQLite development.")
+    if settings.trusted_documents is not None:
+        from app.graphql.persisted import ManifestError, TrustedDocuments
+
+        try:
+            TrustedDocuments.load(settings.trusted_documents)
+        except ManifestError as error:
+            raise fail(str(error)) from None
 
     async def prepare(db: Database, settings: Settings) -> list[str]:
         await _migrate(db, settings)

@@ -1,6 +1,7 @@
 """Process settings, read from the environment with the `CG_` prefix."""
 
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,16 +23,21 @@ class Settings(BaseSettings):
     debug: bool = False
     allow_private_webhooks: bool = False
     log_level: str = "INFO"
-    # Requests per second per API key (token bucket); 0 turns rate limiting off.
-    rate_limit_per_second: float = Field(default=20.0, ge=0)
-    rate_limit_burst: int = Field(default=100, ge=1)
+    # Each API key's leaky bucket of query-cost points (app/graphql/cost.py): restored at
+    # `rate_limit_per_second` points a second up to `rate_limit_burst`; a rate of 0 turns rate
+    # limiting off. Shopify's standard figures.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=1_000, ge=1)
     # Largest request body accepted on /graphql (a 10,000-item customer order is ~1.5 MB).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    # Largest calculated query cost (see app/graphql/cost.py).
-    max_query_cost: int = Field(default=5_000, ge=1)
+    # Largest calculated cost of one operation (see app/graphql/cost.py); with rate limits on,
+    # no more than the bucket holds either.
+    max_query_cost: int = Field(default=1_000, ge=1)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None
+    # A trusted-documents manifest (app/graphql/persisted.py): only its operations run.
+    trusted_documents: Path | None = None
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

@@ -15,6 +15,7 @@ from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
+from app.graphql.persisted import create_persisted_operations
 from app.graphql.schema import get_schema
 from app.observability import Metrics, RequestContextMiddleware
 from app.public import CertificatePages
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     rate_limiter = create_rate_limiter(
         settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
     )
-    graphql = GraphQLEndpoint(get_schema(), db, settings, background, rate_limiter)
+    persisted = create_persisted_operations(settings.redis_url, settings.trusted_documents)
+    graphql = GraphQLEndpoint(get_schema(), db, settings, background, rate_limiter, persisted)
     certificates = CertificatePages(db, settings)
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 yield
         finally:
             await rate_limiter.close()
+            await persisted.close()
             if database is None:
                 await db.dispose()
 
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.background = background
+    app.state.rate_limiter = rate_limiter
+    app.state.persisted_operations = persisted
     return app
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis
 from sqlalchemy.engine import make_url
 
 from app.accounts import service as accounts
@@ -89,6 +90,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     asyncio.run(_pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """TEST_REDIS_URL (default the local Redis); tests using it keep their keys unique."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
+        print(f"\nskipping Redis tests: {error}")
+        pytest.skip(f"Redis at {url} is unreachable: {error}")
+    return url
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText
 from app.graphql.offsets import OffsetMutations, OffsetQueries
+from app.graphql.persisted import TrustedDocumentsGuard
 from app.graphql.relay import decode_global_id
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -83,6 +84,7 @@ def get_schema() -> strawberry.Schema:
             ErrorPolicy,
             RequestGuard,
             lambda: AddValidationRules([SafeText]),
+            TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
