@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None
+    # Off: no introspection and no "Did you mean" suggestions in errors, so the schema
+    # cannot be read or rebuilt by a client (GraphiQL's docs pane stays empty).
+    introspection: bool = True
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

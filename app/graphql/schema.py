@@ -9,7 +9,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -20,6 +19,7 @@ from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy
+from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
 
@@ -54,12 +54,14 @@ Mutation = merge_types(
 @functools.cache
 def get_schema() -> strawberry.Schema:
     """The schema, built once per process: Strawberry's relay fields cannot be converted twice,
-    and nothing in it depends on settings (the error policy reads them from the context)."""
+    and nothing in it depends on settings (the error policy and the introspection switch read
+    them from the context)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(sort_schema=True),
+        execution_context_class=Executor,
         extensions=[
             ErrorPolicy,
             QueryCostLimiter,
@@ -67,7 +69,7 @@ def get_schema() -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            CachedValidation,
         ],
     )
 
