@@ -32,6 +32,7 @@ from app.db import Database
 from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.graphql.ide import GraphiQLPage
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -100,6 +101,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         settings: Settings,
         background: Background | None = None,
         rate_limiter: RateLimiter | None = None,
+        ide: GraphiQLPage | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -111,9 +113,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
+        self.ide = ide or GraphiQLPage(db, settings)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return await self.ide.render(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
