@@ -102,6 +102,7 @@ def test_graphiql_works_offline_with_the_demo_key_and_live_subscriptions(
     assert "query Welcome" in done["operation"]
     assert '"mode": "TEST"' in done["welcome"]
     assert '"slug": "demo"' in done["welcome"]
+    assert '"totalCost"' in done["welcome"]
     assert "Root Types" in done["docs"]
     assert '"orderStatusChanged"' in done["event"]
     assert order_id in "".join(done["event"].split())  # Monaco may wrap the long id

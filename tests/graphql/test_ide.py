@@ -88,6 +88,8 @@ async def test_the_page_loads_only_its_own_assets_under_a_strict_csp(
     assert "connect-src 'self' ws://testserver wss://testserver" in csp
     assert "frame-ancestors 'none'" in csp
     assert response.headers["cache-control"] == "no-store"
+    odd_host = await client.get("/graphql", headers={**HTML, "Host": "x; script-src *"})
+    assert "script-src *" not in odd_host.headers["content-security-policy"]
     sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
     assert sources == ["/graphiql/graphiql.css", "/graphiql/graphiql.js"]
     assert "unpkg" not in response.text
