@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The GraphiQL bundle (graphiql/ -> app/static/graphiql): rebuilt only when its sources or
+# lockfile change; `npm ci` only when the lockfile does.
+NODE_STAMP := graphiql/node_modules/.installed-stamp
+GRAPHIQL_STAMP := app/static/graphiql/.built-stamp
+GRAPHIQL_SOURCES := graphiql/build.mjs $(shell find graphiql/src -type f 2>/dev/null)
 
-.PHONY: install run test test-sqlite lint format schema bench clean
+.PHONY: install graphiql run test test-sqlite lint format schema bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +19,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install ## serve on http://127.0.0.1:8000 with SQLite, demo data and GraphiQL
+$(NODE_STAMP): graphiql/package.json graphiql/package-lock.json
+	cd graphiql && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(GRAPHIQL_STAMP): $(NODE_STAMP) $(GRAPHIQL_SOURCES)
+	cd graphiql && npm run --silent build
+	touch $@
+
+graphiql: $(GRAPHIQL_STAMP) ## build the self-hosted GraphiQL bundle
+
+run: install graphiql ## serve on http://127.0.0.1:8000 with SQLite, demo data and GraphiQL
 	$(BIN)/carbon-gateway serve
 
-test: install ## the whole suite, on SQLite and PostgreSQL
+test: install graphiql ## the whole suite, on SQLite and PostgreSQL
 	$(BIN)/python -m pytest
 
-test-sqlite: install
+test-sqlite: install graphiql
 	$(BIN)/python -m pytest -m "not postgres"
 
 lint: install
@@ -40,4 +55,4 @@ bench: install ## the benchmarks: customer-order items/s, order fulfilment laten
 	$(BIN)/python -m bench.order_latency
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphiql/node_modules app/static/graphiql

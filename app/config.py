@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # A trusted-documents manifest (app/graphql/persisted.py): only its operations run.
     trusted_documents: Path | None = None
+    # Off: no introspection and no "Did you mean" suggestions in errors, so the schema
+    # cannot be read or rebuilt by a client (GraphiQL's docs pane stays empty).
+    introspection: bool = True
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

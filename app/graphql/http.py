@@ -33,6 +33,7 @@ from app.db import Database
 from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.graphql.ide import GraphiQLPage
 from app.graphql.persisted import (
     MemoryDocumentStore,
     PersistedOperations,
@@ -107,6 +108,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         background: Background | None = None,
         rate_limiter: RateLimiter | None = None,
         persisted_operations: PersistedOperations | None = None,
+        ide: GraphiQLPage | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -121,9 +123,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.persisted_operations = persisted_operations or PersistedOperations(
             MemoryDocumentStore()
         )
+        self.ide = ide or GraphiQLPage(db, settings)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return await self.ide.render(request)
 
     def decode_json(self, data: str | bytes) -> object:
         """Strict JSON: orjson refuses invalid UTF-8, NaN and Infinity, lone surrogates and

@@ -11,7 +11,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -23,6 +22,7 @@ from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
 from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText
+from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.persisted import TrustedDocumentsGuard
 from app.graphql.relay import decode_global_id
@@ -74,12 +74,14 @@ Mutation = merge_types(
 @functools.cache
 def get_schema() -> strawberry.Schema:
     """The schema, built once per process: Strawberry's relay fields cannot be converted twice,
-    and nothing in it depends on settings (the error policy reads them from the context)."""
+    and nothing in it depends on settings (the error policy and the introspection switch read
+    them from the context)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(sort_schema=True, scalar_map=SCALAR_OVERRIDES),
+        execution_context_class=Executor,
         extensions=[
             ErrorPolicy,
             RequestGuard,
@@ -90,7 +92,7 @@ def get_schema() -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            CachedValidation,
         ],
     )
 
