@@ -7,14 +7,15 @@ queued before it to the same target (the same endpoint, or the same order's call
 null for the first). Sequences are increasing across the whole outbox, so they skip the
 numbers of events the target does not receive; `previousSequence` lets a receiver that sorts
 by `sequence` tell a gap (an event it has not seen yet) from a number that was never its own.
+The chain is exact when batches are queued in sequence order, as the relay publishes them.
 """
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,9 +38,22 @@ async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> 
     accounts = {event.account_id for event in order_events}
     endpoints_by_scope = await _endpoints_by_scope(session, accounts)
     endpoint_ids = [e.id for scoped in endpoints_by_scope.values() for e in scoped]
-    last_for_endpoint = await _last_sequence_by_endpoint(session, endpoint_ids)
-    callback_orders = [e.order_id for e in order_events if _callback_url(e) is not None]
-    last_for_callback = await _last_callback_sequence_by_order(session, callback_orders)
+    # Only what was queued before this batch's first event counts: a batch committed out of
+    # order can then make a receiver look again, but never chains back to a later event.
+    before_batch = col(WebhookDelivery.event_sequence) < order_events[0].sequence
+    last_for_endpoint = await _last_sequence_by(
+        session, col(WebhookDelivery.endpoint_id), endpoint_ids, before_batch
+    )
+    callback_orders = {
+        e.order_id for e in order_events if e.order_id is not None and _callback_url(e)
+    }
+    last_for_callback = await _last_sequence_by(
+        session,
+        col(WebhookDelivery.order_id),
+        callback_orders,
+        col(WebhookDelivery.endpoint_id).is_(None),
+        before_batch,
+    )
     deliveries = []
     for event in order_events:
         assert event.order_id is not None
@@ -64,7 +78,7 @@ async def _endpoints_by_scope(
     session: AsyncSession, account_ids: set[uuid.UUID]
 ) -> dict[Scope, list[WebhookEndpoint]]:
     # Locked (in id order, so relays never deadlock) for the rest of the relay's transaction:
-    # `previousSequence` chains stay single even if two relays queue for one endpoint.
+    # two relays queueing for one endpoint take turns, so each sees what the other queued.
     endpoints = (
         await session.exec(
             select(WebhookEndpoint)
@@ -83,32 +97,21 @@ async def _endpoints_by_scope(
     return by_scope
 
 
-async def _last_sequence_by_endpoint(
-    session: AsyncSession, endpoint_ids: Sequence[uuid.UUID]
+async def _last_sequence_by(
+    session: AsyncSession,
+    key: Any,
+    values: Collection[uuid.UUID],
+    *conditions: ColumnElement[bool],
 ) -> dict[uuid.UUID, int]:
-    if not endpoint_ids:
+    """The highest event sequence already queued for each value of `key` (a delivery column)."""
+    if not values:
         return {}
-    endpoint = col(WebhookDelivery.endpoint_id)
     rows = await session.exec(
-        select(endpoint, func.max(WebhookDelivery.event_sequence))
-        .where(endpoint.in_(endpoint_ids))
-        .group_by(endpoint)
+        select(key, func.max(WebhookDelivery.event_sequence))
+        .where(key.in_(values), *conditions)
+        .group_by(key)
     )
-    return {endpoint_id: last for endpoint_id, last in rows.all() if endpoint_id is not None}
-
-
-async def _last_callback_sequence_by_order(
-    session: AsyncSession, order_ids: Sequence[uuid.UUID | None]
-) -> dict[uuid.UUID, int]:
-    if not order_ids:
-        return {}
-    order = col(WebhookDelivery.order_id)
-    rows = await session.exec(
-        select(order, func.max(WebhookDelivery.event_sequence))
-        .where(order.in_(order_ids), col(WebhookDelivery.endpoint_id).is_(None))
-        .group_by(order)
-    )
-    return {order_id: last for order_id, last in rows.all() if order_id is not None}
+    return {value: last for value, last in rows.all() if value is not None}
 
 
 def _callback_url(event: Event) -> str | None:
