@@ -12,8 +12,11 @@ header-read timeout: a client that connects and sends half a request line is hel
 - the body must be complete within `CG_HTTP_BODY_TIMEOUT` seconds of the headers (else the
   connection is closed and the application sees a disconnect).
 
-`carbon-gateway serve` passes this class to uvicorn by its import path, so every worker
-process builds it and reads the limits from its own environment once.
+uvicorn's `h11_max_incomplete_event_size` would cap headers only for the h11 parser, which
+is not used: httptools comes with uvicorn[standard]. `carbon-gateway serve` passes this class
+to uvicorn by its import path, so every worker process builds it and reads the limits from its
+own environment once. It hooks into uvicorn's protocol methods (`_start_asgi_task`,
+`on_response_complete`, the pipeline); tests/e2e/test_http_limits.py fails if they change.
 """
 
 import asyncio
