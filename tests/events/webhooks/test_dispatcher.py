@@ -208,3 +208,22 @@ async def test_an_undeliverable_url_records_a_failed_attempt_and_the_queue_moves
     assert attempt.error is not None
     assert attempt.error.startswith(error)
     assert "pass failed" not in caplog.text
+
+
+async def test_a_410_from_a_callback_url_ends_that_delivery_without_retries(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    with webhook_receiver() as receiver:
+        receiver.statuses = [410]
+        delivery_id = await _old_delivery(db, account, receiver.url)
+        assert await _deliver(db) == 1
+        assert await _deliver(db, after=timedelta(days=1)) == 0
+    async with db.session() as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+    assert delivery is not None
+    assert (delivery.state, delivery.attempt_count, delivery.last_status_code) == (
+        DeliveryState.FAILED,
+        1,
+        410,
+    )
