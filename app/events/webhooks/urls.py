@@ -48,6 +48,11 @@ def parse_webhook_url(url: str) -> WebhookTarget:
         raise WebhookRefused(f"Must be at most {MAX_URL} characters.")
     if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in url):
         raise WebhookRefused("Must not contain spaces or control characters.")
+    if not url.isascii():
+        try:
+            url.encode()
+        except UnicodeEncodeError:
+            raise WebhookRefused("Must be valid Unicode text (no lone surrogates).") from None
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError for a non-number or a port beyond 65535
@@ -61,12 +66,14 @@ def parse_webhook_url(url: str) -> WebhookTarget:
         raise WebhookRefused("The port must be between 1 and 65535.")
     host = _checked_host(parts)
     path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The Host header names the host as the URL did, in ASCII (IDNs in their xn-- form).
+    host_header = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     return WebhookTarget(
         scheme=parts.scheme,
         host=host,
         port=port or DEFAULT_PORTS[parts.scheme],
         path_and_query=path_and_query,
-        host_header=parts.netloc,
+        host_header=host_header,
     )
 
 

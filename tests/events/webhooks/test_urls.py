@@ -13,7 +13,7 @@ VALID = [
     ("http://example.com", WebhookTarget("http", "example.com", 80, "/", "example.com")),
     (
         "https://Hooks.Example.com:8443/a/b?x=1",
-        WebhookTarget("https", "hooks.example.com", 8443, "/a/b?x=1", "Hooks.Example.com:8443"),
+        WebhookTarget("https", "hooks.example.com", 8443, "/a/b?x=1", "hooks.example.com:8443"),
     ),
     (
         "http://[2606:4700::1111]:8080/",
@@ -22,7 +22,7 @@ VALID = [
     ("http://93.184.215.14/x", WebhookTarget("http", "93.184.215.14", 80, "/x", "93.184.215.14")),
     (
         "https://bücher.example/h",
-        WebhookTarget("https", "xn--bcher-kva.example", 443, "/h", "bücher.example"),
+        WebhookTarget("https", "xn--bcher-kva.example", 443, "/h", "xn--bcher-kva.example"),
     ),
     (
         "https://example.com.:65535/",
@@ -49,6 +49,7 @@ INVALID = [
     "http://exa mple.com/",
     "http://example.com/a b",
     "http://example.com/\x00",
+    "http://example.com/\ud800",  # a lone surrogate
     "http://-bad-.example.com/",
     "http://under_score.example.com/",
     "http://" + "a" * 64 + ".example.com/",
