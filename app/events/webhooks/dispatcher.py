@@ -73,8 +73,8 @@ async def _claim_due(db: Database, server_secret: str, now: datetime) -> list[Cl
             )
         ).all()
         endpoint_ids = [d.endpoint_id for d in due if d.endpoint_id is not None]
-        secrets_by_endpoint = {
-            endpoint.id: endpoint.secret
+        endpoints = {
+            endpoint.id: endpoint
             for endpoint in (
                 await session.exec(
                     select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_(endpoint_ids))
@@ -83,10 +83,17 @@ async def _claim_due(db: Database, server_secret: str, now: datetime) -> list[Cl
         }
         claimed = []
         for delivery in due:
+            endpoint = endpoints[delivery.endpoint_id] if delivery.endpoint_id else None
+            if endpoint is not None and endpoint.disabled_at is not None:
+                # Disabled by older code, which left its deliveries pending: end them.
+                delivery.state = DeliveryState.FAILED
+                delivery.completed_at = now
+                delivery.next_attempt_at = None
+                continue
             delivery.next_attempt_at = now + LEASE
             secret = (
-                secrets_by_endpoint[delivery.endpoint_id]
-                if delivery.endpoint_id is not None
+                endpoint.secret
+                if endpoint is not None
                 else callback_secret(server_secret, delivery.account_id, delivery.mode)
             )
             claimed.append(ClaimedDelivery(delivery, secret))

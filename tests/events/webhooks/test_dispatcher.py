@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from app.accounts.models import Account, Mode
 from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
-from app.events.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from app.events.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.relay import relay_pending
 from app.events.webhooks.dispatcher import (
     BACKOFF,
@@ -227,3 +227,27 @@ async def test_a_410_from_a_callback_url_ends_that_delivery_without_retries(
         1,
         410,
     )
+
+
+async def test_deliveries_left_pending_for_a_disabled_endpoint_are_ended_unsent(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    admin = principal_for(account)
+    with webhook_receiver() as receiver:
+        async with db.transaction() as session:
+            endpoint = await create_endpoint(session, admin, url=receiver.url)
+        delivery_id = await _old_delivery(db, account, receiver.url)
+        async with db.transaction() as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            stored = await session.get(WebhookEndpoint, endpoint.id)
+            assert delivery is not None
+            assert stored is not None
+            delivery.endpoint_id = endpoint.id
+            stored.disabled_at = utcnow()  # as older code disabled: deliveries left pending
+        assert await _deliver(db) == 0
+    assert receiver.requests == []
+    async with db.session() as session:
+        ended = await session.get(WebhookDelivery, delivery_id)
+    assert ended is not None
+    assert (ended.state, ended.attempt_count) == (DeliveryState.FAILED, 0)
