@@ -8,7 +8,7 @@ from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker, create_broker
 from app.events.relay import OutboxRelay
-from app.events.webhooks import WebhookDispatcher
+from app.events.webhooks.dispatcher import WebhookDispatcher
 from app.offsets.worker import FulfilmentWorker
 
 

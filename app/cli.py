@@ -133,6 +133,8 @@ def serve(
     for line in lines:
         typer.echo(line)
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
+    from app.http_limits import PROTOCOL_PATH
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -141,6 +143,10 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # Slow or endless requests are cut off: header and body deadlines, a header size cap
+        # (uvicorn has none of these for httptools), and uvicorn's own keep-alive timeout.
+        http=PROTOCOL_PATH,
+        timeout_keep_alive=settings.http_keep_alive_timeout,
     )
 
 

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     # Off: no introspection and no "Did you mean" suggestions in errors, so the schema
     # cannot be read or rebuilt by a client (GraphiQL's docs pane stays empty).
     introspection: bool = True
+    # How long a client may take to send a request (see app/http_limits.py): its headers,
+    # from the connection opening or the previous response; its body, from the headers.
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_body_timeout: float = Field(default=60.0, gt=0)
+    # An idle keep-alive connection is closed after this many seconds.
+    http_keep_alive_timeout: int = Field(default=5, ge=1)
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

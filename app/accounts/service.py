@@ -203,10 +203,15 @@ async def create_subaccount(
 
 
 def subaccounts_of(principal: Principal) -> SelectOfScalar[Subaccount]:
-    """The subaccounts a principal may see, for paging by the caller."""
-    return select(Subaccount).where(
+    """The subaccounts a principal may see, for paging by the caller: all of the account's in
+    its mode, or, for a request scoped to a subaccount, that one alone — a subaccount is a
+    customer of the account, and must not learn of its siblings."""
+    statement = select(Subaccount).where(
         Subaccount.account_id == principal.account_id, Subaccount.mode == principal.mode
     )
+    if principal.subaccount_id is not None:
+        statement = statement.where(Subaccount.id == principal.subaccount_id)
+    return statement
 
 
 async def subaccounts_by_ids(

@@ -41,7 +41,7 @@ class Event(SQLModel, table=True):
 
 
 class WebhookEndpoint(SQLModel, table=True):
-    """An account's URL told of every order state change in its mode (and subaccount)."""
+    """An account's URL told of the order state changes in its mode (and subaccount)."""
 
     __tablename__ = "webhook_endpoint"
     __table_args__ = (Index("ix_webhook_endpoint_account_mode", "account_id", "mode"),)
@@ -56,6 +56,8 @@ class WebhookEndpoint(SQLModel, table=True):
     description: str = Field(default="", max_length=200)
     # Standard Webhooks secret ("whsec_" + base64): kept to sign, shown once at creation.
     secret: str = Field(max_length=100)
+    # The event types sent here, e.g. ["order.fulfilled"]; null: every type, new ones too.
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -74,6 +76,8 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
         Index("ix_webhook_delivery_order", "order_id"),
         Index("ix_webhook_delivery_account_mode_created", "account_id", "mode", "created_at"),
+        # The last sequence queued to an endpoint, for each body's `previousSequence`.
+        Index("ix_webhook_delivery_endpoint_sequence", "endpoint_id", "event_sequence"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

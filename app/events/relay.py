@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from app.db import Database, utcnow
 from app.events.broker import Broker, PublishedEvent
 from app.events.models import Event
-from app.events.webhooks import enqueue_for_events
+from app.events.webhooks.queue import enqueue_for_events
 from app.loops import PollingLoop
 
 BATCH_SIZE = 100

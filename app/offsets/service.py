@@ -21,7 +21,7 @@ from app.db import utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.outbox import record_event
-from app.events.webhooks import validate_webhook_url
+from app.events.webhooks.urls import validate_webhook_url
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
 from app.text import check_json, clean_text

@@ -14,9 +14,9 @@ from app.db import Database
 from app.emissions import customer_orders, products
 from app.emissions import service as estimates
 from app.emissions.models import CustomerOrder, CustomerOrderItem, Estimate, Product
-from app.events import webhooks
 from app.events.models import Event, WebhookAttempt, WebhookDelivery
 from app.events.service import events_of_orders
+from app.events.webhooks import deliveries as webhook_deliveries
 from app.graphql.dataloaders.batched import (
     FetchMapping,
     FetchRows,
@@ -79,6 +79,6 @@ def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders
         order_by_id=by_id(offsets.orders_by_ids),
         allocations_by_order=mapped(offsets.allocations_of_orders, list),
         events_by_order=mapped(events_of_orders, list),
-        webhook_deliveries_by_order=mapped(webhooks.deliveries_of_orders, list),
-        webhook_attempts_by_delivery=mapped(webhooks.attempts_of_deliveries, list),
+        webhook_deliveries_by_order=mapped(webhook_deliveries.deliveries_of_orders, list),
+        webhook_attempts_by_delivery=mapped(webhook_deliveries.attempts_of_deliveries, list),
     )
