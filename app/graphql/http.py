@@ -141,7 +141,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         try:
             parsed = self.decode_json(data)
         except orjson.JSONDecodeError as error:
-            raise HTTPException(400, f"The body is not valid JSON: {error}.") from None
+            raise HTTPException(400, f"Not valid JSON: {error}.") from None
         if isinstance(parsed, list):
             return parsed  # Strawberry answers that batching is off
         if not isinstance(parsed, dict):
