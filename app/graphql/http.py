@@ -32,6 +32,7 @@ from app.db import Database
 from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -93,6 +94,9 @@ def _preferred_media_type(accept: str) -> str | None:
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view, with what a payments-grade API adds in front of it."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(
         self,
         schema: BaseSchema,
@@ -106,14 +110,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             graphql_ide="graphiql",
             max_subscriptions_per_connection=20,
             connection_init_wait_timeout=timedelta(seconds=10),
+            keep_alive=settings.ws_ping_interval_seconds > 0,
+            keep_alive_interval=settings.ws_ping_interval_seconds,
         )
         self.db = db
         self.settings = settings
+        self.open_sockets = OpenSockets(db, settings.ws_access_check_seconds)
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: Strawberry sends a str as a WebSocket *text* frame, and the
+        # graphql-ws, Apollo, urql and GraphiQL clients reject binary frames.
+        return orjson.dumps(data).decode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -262,6 +271,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
             ) from error
+        if refusal := accounts.stream_refusal(principal):
+            raise ConnectionRejectionError(
+                {"message": refusal.value, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
+            )
         if await self.rate_limiter.take(str(principal.api_key_id)) > 0:
             raise ConnectionRejectionError(
                 {
