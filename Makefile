@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The JavaScript clients the conformance tests drive (tests/e2e/test_js_clients.py).
+CLIENTS := tests/clients
+CLIENTS_STAMP := $(CLIENTS)/node_modules/.installed-stamp
 
-.PHONY: install run test test-sqlite lint format schema bench clean
+.PHONY: install js-clients run test test-sqlite lint format schema bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +17,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Reinstalled only when the lockfile changes. Without npm the JS client tests skip, except
+# under CI=true, where they must run.
+$(CLIENTS_STAMP): $(CLIENTS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(CLIENTS) --no-audit --no-fund && touch $@; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "npm is required under CI=true (JavaScript client tests)" >&2; exit 1; \
+	else \
+		echo "npm not found: the JavaScript client tests will skip"; \
+	fi
+
+js-clients: $(CLIENTS_STAMP) ## the JS GraphQL clients for the conformance tests
+
 run: install ## serve on http://127.0.0.1:8000 with SQLite, demo data and GraphiQL
 	$(BIN)/carbon-gateway serve
 
-test: install ## the whole suite, on SQLite and PostgreSQL
+test: install js-clients ## the whole suite, on SQLite and PostgreSQL
 	$(BIN)/python -m pytest
 
-test-sqlite: install
+test-sqlite: install js-clients
 	$(BIN)/python -m pytest -m "not postgres"
 
 lint: install
@@ -40,4 +56,4 @@ bench: install ## the benchmarks: customer-order items/s, order fulfilment laten
 	$(BIN)/python -m bench.order_latency
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(CLIENTS)/node_modules

@@ -17,6 +17,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http import process_result as default_process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
@@ -232,8 +233,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        request.state.graphql_executed = result.data is not None
-        return default_process_result(result)
+        # Parse, validation and variable-coercion failures (and limits refused before execution)
+        # never ran: under application/graphql-response+json such a response is 4xx and has no
+        # `data` entry. An execution whose field error bubbled up to `data: null` did run (its
+        # errors have a path), and stays 200.
+        executed = not isinstance(result, PreExecutionError) and (
+            result.data is not None or any(error.path for error in result.errors or ())
+        )
+        request.state.graphql_executed = executed
+        response = default_process_result(result)
+        accept = request.headers.get("accept", "")
+        if not executed and _preferred_media_type(accept) == GRAPHQL_RESPONSE_JSON:
+            response.pop("data", None)
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
