@@ -9,6 +9,7 @@ from contextlib import suppress
 from typing import Any, Protocol, cast
 
 from starlette.websockets import WebSocketDisconnect
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
@@ -87,7 +88,8 @@ class OpenSockets:
     those whose key was revoked or whose account was suspended.
 
     However many sockets are open, a check is one statement per `check_interval` over the
-    distinct key ids (not one per socket). The loop runs only while sockets are open."""
+    distinct key ids (not one per socket). The loop runs only while sockets are open; with a
+    `check_interval` of 0 there is none (the caller runs `close_refused`)."""
 
     def __init__(self, db: Database, check_interval: float) -> None:
         self.db = db
@@ -156,10 +158,12 @@ class _Guard:
         self,
         host: SocketHost,
         context: Context,
+        websocket: AsyncWebSocketAdapter,
         stop_operations: Callable[[], Awaitable[None]],
     ) -> None:
         self.host = host
         self.context = context
+        self.websocket = websocket
         self.stop_operations = stop_operations
         self.key_id: uuid.UUID | None = None
         self.closed = False
@@ -178,16 +182,15 @@ class _Guard:
             return None
         return await self.host.open_sockets.refusal(self.key_id)
 
-
-async def _close(guard: _Guard, websocket: Any, code: int, reason: str) -> None:
-    if guard.closed:
-        return
-    guard.closed = True
-    # Stop the operations first, so that no event is sent after the decision to close.
-    await guard.stop_operations()
-    # The peer may be gone already; closing a closed socket is not an error here.
-    with suppress(RuntimeError, WebSocketDisconnect, WebSocketDisconnected):
-        await websocket.close(code=code, reason=reason)
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        # Stop the operations first, so that no event is sent after the decision to close.
+        await self.stop_operations()
+        # The peer may be gone already; closing a closed socket is not an error here.
+        with suppress(RuntimeError, WebSocketDisconnect, WebSocketDisconnected):
+            await self.websocket.close(code=code, reason=reason)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -197,7 +200,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.guard = _Guard(cast(SocketHost, self.view), self.context, self._stop_operations)
+        self.guard = _Guard(
+            cast(SocketHost, self.view), self.context, self.websocket, self._stop_operations
+        )
         self._pong = asyncio.Event()
         self._pinger: asyncio.Task[None] | None = None
 
@@ -258,7 +263,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().send_message(message)
 
     async def close_socket(self, code: int, reason: str) -> None:
-        await _close(self.guard, self.websocket, code, reason)
+        await self.guard.close(code, reason)
 
     async def _stop_operations(self) -> None:
         for operation_id in list(self.operations):
@@ -280,7 +285,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.guard = _Guard(cast(SocketHost, self.view), self.context, self.cleanup)
+        self.guard = _Guard(cast(SocketHost, self.view), self.context, self.websocket, self.cleanup)
 
     async def handle(self) -> None:
         try:
@@ -332,4 +337,4 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await super().send_message(cast(OperationMessage, message))
 
     async def close_socket(self, code: int, reason: str) -> None:
-        await _close(self.guard, self.websocket, code, reason)
+        await self.guard.close(code, reason)

@@ -279,3 +279,17 @@ async def test_suspending_an_account_closes_its_sockets_and_refuses_new_ones(
     else:  # the legacy protocol refuses with a connection_error message
         assert answers[0]["type"] == "connection_error"
         assert answers[0]["payload"]["message"] == "The account is suspended."
+
+
+async def test_a_second_connection_init_on_the_legacy_protocol_closes_with_4429(
+    sqlite_server: RunningServer,
+) -> None:
+    # Else the second key would take over the socket's running operations and its checks.
+    socket = await open_socket(
+        sqlite_server, "graphql-ws", sqlite_server.demo_key("test", "standard")
+    )
+    admin = sqlite_server.demo_key("test", "admin")
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": admin}}))
+    messages = await frames_until_close(socket)
+    assert socket.close_code == 4429
+    assert [message for message in messages if message["type"] != "ka"] == []
