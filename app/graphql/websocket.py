@@ -234,12 +234,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             settings = self.guard.host.settings
             if settings.ws_ping_interval_seconds > 0:
                 self._pinger = asyncio.create_task(self._ping_until_silent(settings))
+                self._pinger.add_done_callback(self._task_done)
 
     async def _ping_until_silent(self, settings: Settings) -> None:
         while not self.guard.closed:
             await asyncio.sleep(settings.ws_ping_interval_seconds)
             self._pong.clear()
-            await self.send_message({"type": "ping"})
+            try:
+                await self.send_message({"type": "ping"})
+            except (WebSocketDisconnected, RuntimeError):
+                return  # the socket is closing or gone: the receive loop ends it
             try:
                 await asyncio.wait_for(self._pong.wait(), settings.ws_pong_timeout_seconds)
             except TimeoutError:

@@ -141,6 +141,8 @@ async def test_malformed_frames_before_connection_init_log_no_error(
     log = sqlite_server.output()
     assert "Traceback" not in log
     assert '"level": "ERROR"' not in log
+    assert '"method": "WEBSOCKET", "path": "/graphql", "status": 101' in log
+    assert '"close_code": 4400' in log
 
 
 @pytest.fixture(scope="module")
