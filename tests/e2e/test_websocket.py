@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,23 @@ REVOKE_KEY = """mutation($id: ID!) {
 }"""
 
 
+@contextmanager
+def sqlite_server_for_module(
+    sqlite_template: Path, directory: Path, **env: str
+) -> Iterator[RunningServer]:
+    """A server on its own copy of the migrated SQLite template, for tests that share it."""
+    shutil.copyfile(sqlite_template, directory / "test.db")
+    database_url = f"sqlite+aiosqlite:///{directory / 'test.db'}"
+    with launch(database_url, directory / "server.log", **env) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def sqlite_server(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """One server for the frame tests, which change no data."""
-    directory = tmp_path_factory.mktemp("frames")
-    shutil.copyfile(sqlite_template, directory / "test.db")
-    with launch(f"sqlite+aiosqlite:///{directory / 'test.db'}", directory / "server.log") as server:
+    with sqlite_server_for_module(sqlite_template, tmp_path_factory.mktemp("frames")) as server:
         yield server
 
 
@@ -149,11 +159,9 @@ async def test_malformed_frames_before_connection_init_log_no_error(
 def pinging_server(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    directory = tmp_path_factory.mktemp("pings")
-    shutil.copyfile(sqlite_template, directory / "test.db")
-    with launch(
-        f"sqlite+aiosqlite:///{directory / 'test.db'}",
-        directory / "server.log",
+    with sqlite_server_for_module(
+        sqlite_template,
+        tmp_path_factory.mktemp("pings"),
         CG_WS_PING_INTERVAL_SECONDS="0.3",
         CG_WS_PONG_TIMEOUT_SECONDS="0.5",
     ) as server:
@@ -170,7 +178,7 @@ async def test_the_server_pings_and_keeps_a_peer_that_answers(
     for _ in range(5):
         assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT)) == {"type": "ping"}
         await socket.send(json.dumps({"type": "pong"}))
-    # Five intervals, each longer than a pong timeout would allow a silent peer, and still open.
+    # Five rounds outlast what a silent peer is given (0.3 s + 0.5 s), and the socket stays open.
     assert time.monotonic() - began > 1.2
     await socket.send(json.dumps({"type": "ping"}))
     assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))["type"] in ("pong", "ping")

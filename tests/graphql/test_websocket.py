@@ -2,17 +2,13 @@
 accounts, whatever the number of sockets. (The handlers are tested over real sockets in
 tests/e2e/test_websocket.py.)"""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from app.accounts import service as accounts
 from app.accounts.models import AccountStatus
 from app.db import Database
 from app.graphql.websocket import CLOSE_FORBIDDEN, OpenSockets, message_problem
-from tests.conftest import make_account, make_key
+from tests.conftest import counting_statements, make_account, make_key
 
 
 class RecordingSocket:
@@ -23,22 +19,6 @@ class RecordingSocket:
 
     async def close_socket(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)
-
-
-@contextmanager
-def counting_statements(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statement = str(args[2])
-        if not statement.startswith("BEGIN"):  # SQLite's explicit transaction start
-            statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_one_statement_closes_the_sockets_of_revoked_keys_and_suspended_accounts(
