@@ -1,5 +1,5 @@
 // The official `graphql-ws` client (graphql-transport-ws), as Apollo, urql and GraphiQL use it.
-// Scenarios: subscribe | bad-key | revoked | suspended.
+// Scenarios: subscribe | bad-key | revoked | suspended | pings.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -21,6 +21,7 @@ const SETTLE_MS = 500;
 
 function connect(apiKey) {
   const closes = [];
+  const pings = [];
   let connected;
   let closed;
   const connectedOnce = new Promise((resolve) => (connected = resolve));
@@ -32,13 +33,15 @@ function connect(apiKey) {
     retryAttempts: 0,
     on: {
       connected: () => connected(),
+      ping: (received) => pings.push(received ? 'from server' : 'from client'),
+      pong: (received) => pings.push(received ? 'pong from server' : 'pong to server'),
       closed: (event) => {
         closes.push({ code: event.code, reason: event.reason });
         closed();
       },
     },
   });
-  return { client, closes, connectedOnce, closedOnce };
+  return { client, closes, pings, connectedOnce, closedOnce };
 }
 
 /** Subscribe to every order change; resolves `ended` with how the subscription ended. */
@@ -157,5 +160,19 @@ async function suspended() {
   return losesAccess(args.key, () => handOver('suspend'), { ordersAfter: false });
 }
 
-const scenarios = { subscribe, 'bad-key': badKey, revoked, suspended };
+/** The client answers the server's pings by itself, so the socket outlives many of them and
+ * still delivers events. */
+async function pings() {
+  const { client, closes, pings, connectedOnce } = connect(args.key);
+  const orders = watchOrders(client);
+  await within(10_000, 'connection_ack', connectedOnce);
+  await sleep(args.waitMs);
+  const orderId = await placeOrder(args.key);
+  await orders.reached(orderId, 'FULFILLED');
+  orders.unsubscribe();
+  await client.dispose();
+  return { pings, closesBeforeDispose: closes, states: statesOf(orders.changes, orderId) };
+}
+
+const scenarios = { subscribe, 'bad-key': badKey, revoked, suspended, pings };
 run(scenarios[args.scenario]);

@@ -147,6 +147,24 @@ def test_graphql_ws_client_loses_its_socket_when_its_account_is_suspended(
     assert result["againEnded"] == {"error": {"code": 4403, "reason": "Forbidden"}}
 
 
+def test_graphql_ws_client_answers_server_pings_and_keeps_streaming(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "test.db")
+    with launch(
+        f"sqlite+aiosqlite:///{tmp_path / 'test.db'}",
+        tmp_path / "server.log",
+        CG_WS_PING_INTERVAL_SECONDS="0.2",
+        CG_WS_PONG_TIMEOUT_SECONDS="1",
+    ) as server:
+        result = run_scenario("graphql_ws.mjs", scenario="pings", waitMs=2000, **keys(server))
+    # About ten pings in two seconds, each answered by the client.
+    assert result["pings"].count("from server") >= 5
+    assert result["pings"].count("pong to server") == result["pings"].count("from server")
+    assert result["closesBeforeDispose"] == []
+    assert result["states"] == [[None, "PLACED"], ["PLACED", "FULFILLED"]]
+
+
 def empty_portfolio(server: RunningServer) -> dict[str, str]:
     """A portfolio over one new project with no credits: its orders wait in PLACED."""
     admin = {"Authorization": f"Bearer {server.demo_key('test', 'admin')}"}
