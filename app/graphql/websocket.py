@@ -2,6 +2,7 @@
 sockets of revoked keys and suspended accounts."""
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -103,7 +104,11 @@ class OpenSockets:
     def add(self, key_id: uuid.UUID, socket: GuardedSocket) -> None:
         self._by_key.setdefault(key_id, set()).add(socket)
         if self.check_interval > 0 and (self._watcher is None or self._watcher.done()):
-            self._watcher = asyncio.create_task(self._watch(), name="websocket access checks")
+            # A fresh context: the loop serves every socket, not the request that started it
+            # (its log lines would carry that request's id).
+            self._watcher = asyncio.create_task(
+                self._watch(), name="websocket access checks", context=contextvars.Context()
+            )
 
     def discard(self, key_id: uuid.UUID, socket: GuardedSocket) -> None:
         sockets = self._by_key.get(key_id)
