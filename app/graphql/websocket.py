@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 CLOSE_INVALID_MESSAGE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_PONG_TIMEOUT = 4408
+CLOSE_TOO_MANY_INITIALISATIONS = 4429
 
 _OPTIONAL_OBJECT = (dict, type(None))
 _OPTIONAL_STRING = (str, type(None))
@@ -187,6 +188,25 @@ class _Guard:
             return None
         return await self.host.open_sockets.refusal(self.key_id)
 
+    async def receive_messages(
+        self, operation_type: str, handle_message: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        """Hand each well-formed message to `handle_message` until the socket closes; close with
+        4400 on any other frame (Strawberry ignores invalid JSON on the legacy protocol, closes
+        binary frames there with 1002, and raises TypeError on a non-object)."""
+        try:
+            async for message in self.websocket.iter_json():
+                if problem := message_problem(message, operation_type):
+                    await self.close(CLOSE_INVALID_MESSAGE, problem)
+                    return
+                await handle_message(message)
+        except NonTextMessageReceived:
+            await self.close(
+                CLOSE_INVALID_MESSAGE, "Invalid message: binary frames are not accepted"
+            )
+        except (NonJsonMessageReceived, RecursionError):
+            await self.close(CLOSE_INVALID_MESSAGE, "Invalid message: not valid JSON")
+
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
@@ -214,23 +234,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle(self) -> None:
         self.on_request_accepted()
         try:
-            await self._receive_messages()
+            await self.guard.receive_messages("subscribe", self.handle_message)
         except WebSocketDisconnected:
             pass
         finally:
             await self.shutdown()
-
-    async def _receive_messages(self) -> None:
-        try:
-            async for message in self.websocket.iter_json():
-                if problem := message_problem(message, "subscribe"):
-                    await self.handle_invalid_message(problem)
-                    return
-                await self.handle_message(cast(Message, message))
-        except NonTextMessageReceived:
-            await self.handle_invalid_message("Invalid message: binary frames are not accepted")
-        except (NonJsonMessageReceived, RecursionError):
-            await self.handle_invalid_message("Invalid message: not valid JSON")
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -298,7 +306,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def handle(self) -> None:
         try:
-            await self._receive_messages()
+            await self.guard.receive_messages("start", self.handle_message)
         except WebSocketDisconnected:
             pass
         finally:
@@ -309,27 +317,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                     await self.keep_alive_task
             await self.cleanup()
 
-    async def _receive_messages(self) -> None:
-        # Strawberry's own loop ignores invalid JSON and closes binary frames with 1002; this
-        # one closes every malformed frame with 4400, as graphql-transport-ws does.
-        try:
-            async for message in self.websocket.iter_json():
-                if problem := message_problem(message, "start"):
-                    await self.close_socket(CLOSE_INVALID_MESSAGE, problem)
-                    return
-                await self.handle_message(cast(OperationMessage, message))
-        except NonTextMessageReceived:
-            await self.close_socket(
-                CLOSE_INVALID_MESSAGE, "Invalid message: binary frames are not accepted"
-            )
-        except (NonJsonMessageReceived, RecursionError):
-            await self.close_socket(CLOSE_INVALID_MESSAGE, "Invalid message: not valid JSON")
-
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
         if self.connection_acknowledged:
             # Strawberry would authenticate again and swap the principal under running
             # operations; graphql-transport-ws refuses a second init with 4429, so do we.
-            await self.close_socket(4429, "Too many initialisation requests")
+            await self.close_socket(
+                CLOSE_TOO_MANY_INITIALISATIONS, "Too many initialisation requests"
+            )
             return
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
