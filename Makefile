@@ -8,8 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := graphiql/node_modules/.installed-stamp
 GRAPHIQL_STAMP := app/static/graphiql/.built-stamp
 GRAPHIQL_SOURCES := graphiql/build.mjs $(shell find graphiql/src -type f 2>/dev/null)
+# The JavaScript clients the conformance tests drive (tests/e2e/test_js_clients.py).
+CLIENTS := tests/clients
+CLIENTS_STAMP := $(CLIENTS)/node_modules/.installed-stamp
 
-.PHONY: install graphiql run test test-sqlite lint format schema bench clean
+.PHONY: install graphiql js-clients run test test-sqlite lint format schema bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +32,26 @@ $(GRAPHIQL_STAMP): $(NODE_STAMP) $(GRAPHIQL_SOURCES)
 
 graphiql: $(GRAPHIQL_STAMP) ## build the self-hosted GraphiQL bundle
 
+# Reinstalled only when the lockfile changes. Without npm the JS client tests skip, except
+# under CI=true, where they must run.
+$(CLIENTS_STAMP): $(CLIENTS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(CLIENTS) --no-audit --no-fund && touch $@; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "npm is required under CI=true (JavaScript client tests)" >&2; exit 1; \
+	else \
+		echo "npm not found: the JavaScript client tests will skip"; \
+	fi
+
+js-clients: $(CLIENTS_STAMP) ## the JS GraphQL clients for the conformance tests
+
 run: install graphiql ## serve on http://127.0.0.1:8000 with SQLite, demo data and GraphiQL
 	$(BIN)/carbon-gateway serve
 
-test: install graphiql ## the whole suite, on SQLite and PostgreSQL
+test: install graphiql js-clients ## the whole suite, on SQLite and PostgreSQL
 	$(BIN)/python -m pytest
 
-test-sqlite: install graphiql
+test-sqlite: install graphiql js-clients
 	$(BIN)/python -m pytest -m "not postgres"
 
 lint: install
@@ -55,4 +71,4 @@ bench: install ## the benchmarks: customer-order items/s, order fulfilment laten
 	$(BIN)/python -m bench.order_latency
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphiql/node_modules app/static/graphiql
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphiql/node_modules app/static/graphiql $(CLIENTS)/node_modules

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # Largest calculated cost of one operation (see app/graphql/cost.py); with rate limits on,
     # no more than the bucket holds either.
     max_query_cost: int = Field(default=1_000, ge=1)
+    # graphql-transport-ws: the server pings each socket this often (0 turns pings off) and
+    # closes it with 4408 when no pong comes back within the timeout. The legacy protocol gets
+    # its one-way `ka` keep-alive at the same interval.
+    ws_ping_interval_seconds: float = Field(default=15.0, ge=0)
+    ws_pong_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often a process checks the keys of its open WebSockets (one statement for all of
+    # them) and closes those of revoked keys and suspended accounts with 4403.
+    ws_access_check_seconds: float = Field(default=2.0, gt=0)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None

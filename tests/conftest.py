@@ -5,12 +5,15 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import redis
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from app.accounts import service as accounts
@@ -146,6 +149,23 @@ async def make_key(
         return await accounts.create_api_key(
             session, account.id, mode, name=f"{mode.value} key", is_admin=admin
         )
+
+
+@contextmanager
+def counting_statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements `db` runs inside the block, SQLite's explicit BEGINs left out so that
+    counts are the same on both databases."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        if not str(args[2]).startswith("BEGIN"):
+            statements.append(args[2])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 class GraphQLClient:

@@ -17,6 +17,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http import process_result as default_process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
@@ -39,6 +40,7 @@ from app.graphql.persisted import (
     PersistedOperations,
     PersistedQueryError,
 )
+from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -100,6 +102,9 @@ def _preferred_media_type(accept: str) -> str | None:
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view, with what a payments-grade API adds in front of it."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(
         self,
         schema: BaseSchema,
@@ -115,9 +120,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             graphql_ide="graphiql",
             max_subscriptions_per_connection=20,
             connection_init_wait_timeout=timedelta(seconds=10),
+            keep_alive=settings.ws_ping_interval_seconds > 0,
+            keep_alive_interval=settings.ws_ping_interval_seconds,
         )
         self.db = db
         self.settings = settings
+        self.open_sockets = OpenSockets(db, settings.ws_access_check_seconds)
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
         self.persisted_operations = persisted_operations or PersistedOperations(
@@ -126,6 +134,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.ide = ide or GraphiQLPage(db, settings)
 
     def encode_json(self, data: object) -> str:
+        # A str, not bytes: Strawberry sends a str as a WebSocket *text* frame, and the
+        # graphql-ws, Apollo, urql and GraphiQL clients reject binary frames.
         return orjson.dumps(data).decode()
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -288,8 +298,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        request.state.graphql_executed = result.data is not None
-        return default_process_result(result)
+        # Parse, validation and variable-coercion failures (and limits refused before execution)
+        # never ran: under application/graphql-response+json such a response is 4xx and has no
+        # `data` entry. An execution whose field error bubbled up to `data: null` did run (its
+        # errors have a path), and stays 200.
+        executed = not isinstance(result, PreExecutionError) and (
+            result.data is not None or any(error.path for error in result.errors or ())
+        )
+        request.state.graphql_executed = executed
+        response = default_process_result(result)
+        accept = request.headers.get("accept", "")
+        if not executed and _preferred_media_type(accept) == GRAPHQL_RESPONSE_JSON:
+            response.pop("data", None)
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
@@ -328,6 +349,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
             ) from error
+        if refusal := accounts.stream_refusal(principal):
+            raise ConnectionRejectionError(
+                {"message": refusal.value, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
+            )
         # connection_init costs 1 point; each operation on the socket is then charged like one
         # over HTTP (a subscription once, when it starts).
         throttle = await self.rate_limiter.take(str(principal.api_key_id), 1)

@@ -150,6 +150,24 @@ async def test_graphql_response_json_is_negotiated_and_validation_errors_are_400
     assert plain.json()["errors"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ nope }",  # validation
+        "{ viewer {",  # parse
+        "query($id: ID!) { node(id: $id) { id } }",  # variables: $id is missing
+    ],
+)
+async def test_a_request_that_never_executed_has_no_data_entry_under_graphql_response_json(
+    client: httpx.AsyncClient, test_key: str, query: str
+) -> None:
+    headers = {"X-API-Key": test_key, "Accept": "application/graphql-response+json"}
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 400
+    assert "data" not in response.json()
+    assert response.json()["errors"]
+
+
 async def test_unacceptable_accept_header_is_406(client: httpx.AsyncClient, test_key: str) -> None:
     response = await client.post(
         "/graphql", json={"query": VIEWER}, headers={"X-API-Key": test_key, "Accept": "text/csv"}
