@@ -32,6 +32,7 @@ from app.accounts.models import Mode
 from app.accounts.service import Principal, owned_by
 from app.db import Database, utcnow
 from app.errors import InvalidInput, NotFound
+from app.events.changes import OrderStateChanged
 from app.events.models import (
     DeliveryState,
     Event,
@@ -118,11 +119,6 @@ def callback_secret(server_secret: str, account_id: uuid.UUID, mode: Mode) -> st
     return "whsec_" + base64.b64encode(key).decode()
 
 
-def order_node_id(order_id: uuid.UUID) -> str:
-    # The id clients know from the GraphQL API (a Relay global id), so they can query it.
-    return base64.b64encode(f"Order:{order_id}".encode()).decode()
-
-
 async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> int:
     """Queue, for each order event, one delivery per active endpoint in its scope and one for
     the order's callback URL; one endpoint query for the whole batch, in the caller's (the
@@ -150,30 +146,20 @@ async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> 
 
 
 def _enqueue(session: AsyncSession, event: Event, endpoints: Sequence[WebhookEndpoint]) -> int:
-    if event.order_id is None or event.sequence is None:
+    change = OrderStateChanged.from_row(event)
+    if change is None or change.sequence is None:
         return 0
     targets: list[tuple[uuid.UUID | None, str]] = [(e.id, e.url) for e in endpoints]
-    callback = event.payload.get("callbackUrl")
-    if isinstance(callback, str):
-        targets.append((None, callback))
-    body = {
-        "type": event.type,
-        "timestamp": event.occurred_at.isoformat(),
-        "data": {
-            "orderId": order_node_id(event.order_id),
-            "previousState": event.previous_state,
-            "state": event.state,
-            "sequence": event.sequence,
-            "mode": event.mode.value,
-        },
-    }
+    if change.callback_url is not None:
+        targets.append((None, change.callback_url))
+    body = change.as_webhook_body()
     session.add_all(
         [
             WebhookDelivery(
                 account_id=event.account_id,
                 mode=event.mode,
                 subaccount_id=event.subaccount_id,
-                event_sequence=event.sequence,
+                event_sequence=change.sequence,
                 event_type=event.type,
                 order_id=event.order_id,
                 endpoint_id=endpoint_id,
