@@ -18,8 +18,8 @@ def decode(value: str, expected_type: str) -> uuid.UUID:
     """The row id inside a public id of `expected_type`; ValueError if it is not one."""
     try:
         type_name, _, row_id = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise ValueError(f"not a {expected_type} id") from error
-    if type_name != expected_type:
-        raise ValueError(f"not a {expected_type} id")
-    return uuid.UUID(row_id)
+        if type_name != expected_type:
+            raise ValueError(type_name)
+        return uuid.UUID(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"not a public id of type {expected_type}") from error
