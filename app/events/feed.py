@@ -13,6 +13,10 @@ How the guarantee follows (see app/events/relay.py for why sequences are gap-fre
 - Overflow: a subscriber whose queue is full (a slow client) stops being queued for; once it
   has drained its queue it catches up from the outbox and rejoins. It never blocks the feed or
   other subscribers, and never loses an event.
+- Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
+  tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
+  lets only so many deliveries through per turn of the event loop, so other requests keep
+  their latency while fan-out still uses whatever time is left.
 """
 
 import asyncio
@@ -21,8 +25,8 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -37,6 +41,7 @@ from app.events.models import Event
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1_000  # deliveries waiting per subscriber before it must catch up from the outbox
+DELIVERIES_PER_TURN = 50  # ~5 ms of fan-out work between two steps of anything else
 READ_BATCH = 1_000
 # With a broker that reaches every process, the poll only covers lost rings; with the
 # in-process one it is how a separate worker's events arrive.
@@ -53,13 +58,54 @@ Scope = tuple[uuid.UUID, Mode, uuid.UUID | None]
 
 @dataclass(frozen=True, slots=True)
 class Delivery(Generic[Subject]):
+    """One event as every local subscriber receives it: the same object for all of them, so
+    an edge can map it once (`memo`) rather than once per subscriber."""
+
     change: OrderStateChanged
     order: Subject
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def sequence(self) -> int:
         assert self.change.sequence is not None  # the feed reads only published events
         return self.change.sequence
+
+
+class Turnstile:
+    """At most `per_turn` passes per event-loop iteration; the rest wait, in order, for the
+    next iterations."""
+
+    def __init__(self, per_turn: int = DELIVERIES_PER_TURN) -> None:
+        self.per_turn = per_turn
+        self._passed = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._turn_scheduled = False
+
+    async def wait(self) -> None:
+        if self._passed < self.per_turn and not self._waiting:
+            self._passed += 1
+            self._schedule_next_turn()
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self._schedule_next_turn()
+        await waiter
+
+    def _schedule_next_turn(self) -> None:
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._turn_scheduled = False
+        self._passed = 0
+        while self._waiting and self._passed < self.per_turn:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # a cancelled subscriber leaves a done future behind
+                waiter.set_result(None)
+                self._passed += 1
+        if self._waiting or self._passed:
+            self._schedule_next_turn()
 
 
 class Subscriber(Generic[Subject]):
@@ -111,12 +157,14 @@ class Subscriber(Generic[Subject]):
                         self.principal, self.order_id, self.last, upto
                     ):
                         if delivery.sequence > self.last:
+                            await self.feed.turnstile.wait()
                             self.last = delivery.sequence
                             yield delivery
                     continue
                 self._ready.clear()
                 await self._ready.wait()
                 continue
+            await self.feed.turnstile.wait()
             delivery = self._queue.popleft()
             if delivery.sequence > self.last:
                 self.last = delivery.sequence
@@ -137,6 +185,7 @@ class EventFeed(Generic[Subject]):
         self.broker = broker
         self.load_subjects = load_subjects
         self.queue_size = queue_size
+        self.turnstile = Turnstile()
         self.poll_seconds = poll_seconds or (
             POLL_SECONDS_WITH_DOORBELL
             if broker.reaches_other_processes

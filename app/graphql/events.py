@@ -1,18 +1,29 @@
 """Live events in the graph: the `orderStatusChanged` subscription, a thin skin over the
-process's event feed (app/events/feed.py), which holds the delivery guarantee."""
+process's event feed (app/events/feed.py), which holds the delivery guarantee.
 
-from collections.abc import AsyncGenerator
+Fan-out cost: an event is mapped to `OrderStatusChange` once per process, and executed once per
+group of subscribers that sent the same document and variables in the same scope
+(`SharedEventExecution`); each subscriber then only encodes and sends the shared result.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator, Hashable
 from datetime import datetime
+from typing import Any
 
+import orjson
 import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.events.feed import Delivery
 from app.graphql.context import Info
-from app.graphql.dataloaders import create_dataloaders
 from app.graphql.offsets import Order, OrderState, order_state
 from app.graphql.relay import parse_global_id
 from app.offsets import models as order_models
 from app.offsets.models import OffsetOrder
+
+MEMO_KEY = "graphql.OrderStatusChange"
 
 
 @strawberry.type
@@ -25,6 +36,17 @@ class OrderStatusChange:
     previous_state: OrderState | None  # type: ignore[valid-type]
     state: OrderState  # type: ignore[valid-type]
     occurred_at: datetime
+    # Execution results of this event, by what was asked and who asked (see below).
+    executions: strawberry.Private[dict[Hashable, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, delivery: Delivery[OffsetOrder]) -> "OrderStatusChange":
+        """The one instance for this delivery in this process."""
+        view = delivery.memo.get(MEMO_KEY)
+        if view is None:
+            view = delivery.memo[MEMO_KEY] = cls.from_delivery(delivery)
+        assert isinstance(view, cls)
+        return view
 
     @classmethod
     def from_delivery(cls, delivery: Delivery[OffsetOrder]) -> "OrderStatusChange":
@@ -60,5 +82,45 @@ class EventSubscriptions:
             async for delivery in subscriber.deliveries():
                 # The socket's context outlives each event: nested fields must not come from
                 # loaders that cached an earlier state of the order.
-                info.context.loaders = create_dataloaders(info.context.db, principal)
-                yield OrderStatusChange.from_delivery(delivery)
+                info.context.loaders.forget()
+                yield OrderStatusChange.of(delivery)
+
+
+class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
+    """Executes an `OrderStatusChange` event once for every subscriber of this process that
+    sent the same operation with the same variables and acts in the same scope, and hands all
+    of them that one result. Everything a result depends on is in the key: the document text,
+    operation name, variables, the principal's account, mode, subaccount and role, and the
+    public base URL (certificate links)."""
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        root = self.root_value
+        key = self._sharing_key() if isinstance(root, OrderStatusChange) else None
+        if key is None:
+            return super().execute_operation(serially)
+        assert isinstance(root, OrderStatusChange)
+        shared = root.executions.get(key)
+        if shared is None:
+            shared = super().execute_operation(serially)
+            if self.is_awaitable(shared):
+                # A task, not a coroutine: every subscriber of the group awaits the same run.
+                shared = asyncio.ensure_future(shared)
+            root.executions[key] = shared
+        return shared
+
+    def _sharing_key(self) -> Hashable | None:
+        context = self.context_value
+        principal = getattr(context, "principal", None)
+        location = self.operation.loc
+        if principal is None or location is None:
+            return None
+        return (
+            location.source.body,
+            self.operation.name.value if self.operation.name else None,
+            orjson.dumps(self.variable_values, option=orjson.OPT_SORT_KEYS, default=str),
+            principal.account_id,
+            principal.mode,
+            principal.subaccount_id,
+            principal.is_admin,
+            context.public_url(""),
+        )

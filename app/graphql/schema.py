@@ -18,7 +18,7 @@ from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
 from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
-from app.graphql.events import EventSubscriptions
+from app.graphql.events import EventSubscriptions, SharedEventExecution
 from app.graphql.extensions import ErrorPolicy
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -60,6 +60,7 @@ def get_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(sort_schema=True),
+        execution_context_class=SharedEventExecution,
         extensions=[
             ErrorPolicy,
             QueryCostLimiter,

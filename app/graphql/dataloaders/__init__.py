@@ -52,6 +52,11 @@ class DataLoaders:
     webhook_deliveries_by_order: MappedLoader[list[WebhookDelivery]]
     webhook_attempts_by_delivery: MappedLoader[list[WebhookAttempt]]
 
+    def forget(self) -> None:
+        """Drop every cached row: a WebSocket's loaders outlive each event it is sent."""
+        for loader in vars(self).values():
+            loader.clear_all()
+
 
 def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders:
     """Fresh loaders for one operation; must be called inside the running event loop."""
