@@ -4,10 +4,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-from app.accounts.models import Mode
+from app.accounts.models import Account, Mode
 from app.db import Database
 from app.events.broker import MemoryBroker
-from app.events.feed import EventFeed, Subscriber
+from app.events.feed import Delivery, EventFeed, Subscriber
 from app.events.relay import relay_pending
 from app.offsets import service as offsets
 from app.offsets.models import OffsetOrder
@@ -17,15 +17,16 @@ from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonn
 TIMEOUT = 10
 
 
-async def _place(db: Database, count: int, **scope: object) -> list[uuid.UUID]:
-    account = scope["account"]
-    admin = principal_for(account, scope.get("mode", Mode.TEST))  # type: ignore[arg-type]
+async def _place(
+    db: Database, count: int, *, account: Account, mode: Mode = Mode.TEST
+) -> list[uuid.UUID]:
+    admin = principal_for(account, mode)
     return [await place_one_tonne(db, admin) for _ in range(count)]
 
 
 async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
     seen: list[int] = []
-    deliveries: AsyncIterator = subscriber.deliveries()  # type: ignore[type-arg]
+    deliveries: AsyncIterator[Delivery[OffsetOrder]] = subscriber.deliveries()
     async with asyncio.timeout(TIMEOUT):
         while len(seen) < count:
             seen.append((await anext(deliveries)).sequence)

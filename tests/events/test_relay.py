@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.models import Mode
 from app.db import Database
@@ -23,9 +24,9 @@ async def _sequences(db: Database) -> list[int | None]:
         )
 
 
-def _write_event(session: object, account_id: uuid.UUID) -> Event:
+def _write_event(session: AsyncSession, account_id: uuid.UUID) -> Event:
     return record_event(
-        session,  # type: ignore[arg-type]
+        session,
         type="order.placed",
         account_id=account_id,
         mode=Mode.TEST,
