@@ -80,9 +80,6 @@ class EventSubscriptions:
         wanted = parse_global_id(order_id, "Order", "orderId") if order_id else None
         async with background.feed.subscribe(principal, wanted, after_sequence) as subscriber:
             async for delivery in subscriber.deliveries():
-                # The socket's context outlives each event: nested fields must not come from
-                # loaders that cached an earlier state of the order.
-                info.context.loaders.forget()
                 yield OrderStatusChange.of(delivery)
 
 
@@ -93,6 +90,15 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
     operation name, variables, the principal's account, mode, subaccount and role, and the
     public base URL (certificate links)."""
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A subscriber whose group already has this event's result skips even the copy of
+        # the executor that graphql-core makes per event.
+        if isinstance(payload, OrderStatusChange):
+            key = self._sharing_key()
+            if key is not None and (shared := payload.executions.get(key)) is not None:
+                return _AlreadyExecuted(shared)
+        return super().build_per_event_executor(payload)
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         root = self.root_value
         key = self._sharing_key() if isinstance(root, OrderStatusChange) else None
@@ -101,6 +107,9 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         assert isinstance(root, OrderStatusChange)
         shared = root.executions.get(key)
         if shared is None:
+            # The socket's context outlives each event: nested fields must not come from
+            # loaders that cached an earlier state of the order.
+            self.context_value.loaders.forget()
             shared = super().execute_operation(serially)
             if self.is_awaitable(shared):
                 # A task, not a coroutine: every subscriber of the group awaits the same run.
@@ -109,6 +118,12 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         return shared
 
     def _sharing_key(self) -> Hashable | None:
+        """Computed once per subscription; per-event copies of the executor inherit it."""
+        if not hasattr(self, "_shared_key"):
+            self._shared_key = self._compute_sharing_key()
+        return self._shared_key
+
+    def _compute_sharing_key(self) -> Hashable | None:
         context = self.context_value
         principal = getattr(context, "principal", None)
         location = self.operation.loc
@@ -124,3 +139,13 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             principal.is_admin,
             context.public_url(""),
         )
+
+
+class _AlreadyExecuted:
+    """Stands in for graphql-core's per-event executor when the result already exists."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self.result
