@@ -66,9 +66,10 @@ format: install
 schema: install ## rewrite schema.graphql from the code
 	$(BIN)/carbon-gateway export-schema > schema.graphql
 
-bench: install ## the benchmarks: customer-order items/s, order fulfilment latency
+bench: install ## the benchmarks: customer-order items/s, order fulfilment latency, live-event fan-out
 	$(BIN)/python -m bench.customer_orders
 	$(BIN)/python -m bench.order_latency
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphiql/node_modules app/static/graphiql $(CLIENTS)/node_modules

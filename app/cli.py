@@ -1,6 +1,7 @@
 """The `carbon-gateway` command line: serve, migrate, seed, manage accounts and keys."""
 
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -225,6 +226,11 @@ def worker() -> None:
         await _migrate(db, settings)
         # The worker's state changes are relayed from here too, so subscribers see them.
         background = Background(db, settings, run_worker=True)
+        if not background.broker.reaches_other_processes:
+            logging.getLogger(__name__).info(
+                "no CG_REDIS_URL: servers find this worker's events at their outbox poll "
+                "(within 0.2 s) instead of at once"
+            )
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, background.stop)

@@ -13,20 +13,22 @@ from app.db import UTCDateTime, enum_column_type, utcnow
 
 
 class Event(SQLModel, table=True):
-    """`sequence` orders events for replay (`afterSequence`); `published_at` is set by the relay
-    once the broker has it."""
+    """One state change. `position` is the order rows were written in, which is not the order
+    their transactions commit in; `sequence` is the public order, given by the relay when it
+    publishes the row (see app/events/relay.py) and null until then."""
 
     __table_args__ = (
-        Index("ix_event_order_sequence", "order_id", "sequence"),
+        Index("ix_event_order_position", "order_id", "position"),
         Index("ix_event_account_mode_sequence", "account_id", "mode", "sequence"),
-        Index("ix_event_unpublished", "published_at", "sequence"),
+        Index("ix_event_unpublished", "published_at", "position"),
     )
 
-    sequence: int | None = Field(
+    position: int | None = Field(
         default=None,
         # SQLite autoincrements only an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGINT.
         sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     )
+    sequence: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
     account_id: uuid.UUID = Field(foreign_key="account.id", ondelete="CASCADE")
     mode: Mode = Field(sa_type=enum_column_type(Mode))

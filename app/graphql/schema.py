@@ -22,7 +22,7 @@ from app.graphql.catalog import CatalogMutations, CatalogQueries
 from app.graphql.context import Info
 from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
-from app.graphql.events import EventSubscriptions
+from app.graphql.events import EventSubscriptions, SharedEventExecution
 from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText, classify, debug_enabled
 from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
@@ -73,6 +73,11 @@ Mutation = merge_types(
 )
 
 
+class GatewayExecution(SharedEventExecution, Executor):
+    """graphql-core's execution, sharing one event's result among identical subscriptions
+    (SharedEventExecution) and hiding suggestions when introspection is off (Executor)."""
+
+
 class GatewaySchema(strawberry.Schema):
     """Strawberry's schema, classifying the errors it produces outside execution (syntax,
     token and depth limits, exceptions in extensions), which skip ErrorPolicy. Strawberry
@@ -96,7 +101,7 @@ def get_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(sort_schema=True, scalar_map=SCALAR_OVERRIDES),
-        execution_context_class=Executor,
+        execution_context_class=GatewayExecution,
         extensions=[
             ErrorPolicy,
             RequestGuard,

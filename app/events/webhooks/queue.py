@@ -10,7 +10,6 @@ by `sequence` tell a gap (an event it has not seen yet) from a number that was n
 The chain is exact when batches are queued in sequence order, as the relay publishes them.
 """
 
-import base64
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.models import Mode
+from app.events.changes import OrderStateChanged
 from app.events.models import Event, WebhookDelivery, WebhookEndpoint
 
 Scope = tuple[uuid.UUID, Mode, uuid.UUID | None]
@@ -115,44 +115,24 @@ async def _last_sequence_by(
 
 
 def _callback_url(event: Event) -> str | None:
-    callback = event.payload.get("callbackUrl")
-    return callback if isinstance(callback, str) else None
+    change = OrderStateChanged.from_row(event)
+    return change.callback_url if change is not None else None
 
 
 def _delivery(
     event: Event, url: str, endpoint_id: uuid.UUID | None, previous_sequence: int | None
 ) -> WebhookDelivery:
-    assert event.order_id is not None
-    assert event.sequence is not None
+    change = OrderStateChanged.from_row(event)
+    assert change is not None
+    assert change.sequence is not None
     return WebhookDelivery(
         account_id=event.account_id,
         mode=event.mode,
         subaccount_id=event.subaccount_id,
-        event_sequence=event.sequence,
+        event_sequence=change.sequence,
         event_type=event.type,
-        order_id=event.order_id,
+        order_id=change.order_id,
         endpoint_id=endpoint_id,
         url=url,
-        payload=event_body(event, previous_sequence),
+        payload=change.as_webhook_body(previous_sequence),
     )
-
-
-def event_body(event: Event, previous_sequence: int | None) -> dict[str, Any]:
-    assert event.order_id is not None
-    return {
-        "type": event.type,
-        "timestamp": event.occurred_at.isoformat(),
-        "data": {
-            "orderId": order_node_id(event.order_id),
-            "previousState": event.previous_state,
-            "state": event.state,
-            "sequence": event.sequence,
-            "previousSequence": previous_sequence,
-            "mode": event.mode.value,
-        },
-    }
-
-
-def order_node_id(order_id: uuid.UUID) -> str:
-    # The id clients know from the GraphQL API (a Relay global id), so they can query it.
-    return base64.b64encode(f"Order:{order_id}".encode()).decode()
