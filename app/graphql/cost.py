@@ -273,8 +273,9 @@ def _field_value(data: Any, key: str) -> Any:
 class QueryCostLimiter(SchemaExtension):
     """Calculates the requested cost before execution and refuses what is too costly
     (QUERY_TOO_COMPLEX) or more than the key's bucket holds now (RATE_LIMITED); after execution
-    refunds what was not used. Reports `extensions.cost` in Shopify's shape on every response
-    that got as far as execution. Subscriptions are charged once, when they start."""
+    refunds what was not used, or takes what was used beyond it (into debt if need be).
+    Reports `extensions.cost` in Shopify's shape on every response that got as far as
+    execution. Subscriptions are charged once, when they start."""
 
     requested: int | None = None
     actual: int | None = None

@@ -311,8 +311,10 @@ def create_persisted_operations(
 
 
 class TrustedDocumentsGuard(SchemaExtension):
-    """Holds operations that reach the schema without the HTTP check (WebSocket messages) to
-    the manifest too: in trusted mode, text that is not in it never executes."""
+    """In trusted mode, text that is not in the manifest never executes, however it reached the
+    schema. HTTP (PersistedOperations.resolve) and WebSocket (refusal_before_parsing) check
+    before parsing, so that validation never answers an unlisted document; this is the last
+    line behind both."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
