@@ -43,6 +43,8 @@ MEMORY_MAX_CHARACTERS = 16 * 1024 * 1024
 MEMORY_SHARE_PER_KEY = 10
 # A registered document outlives any deployment's clients by far; a miss only costs a retry.
 REDIS_TTL_SECONDS = 7 * 24 * 3600
+# One API key's registrations kept in Redis: its newest, at most this many (6.4 MiB at most).
+REDIS_MAX_DOCUMENTS_PER_KEY = 100
 
 
 def document_hash(document: str) -> str:
@@ -145,22 +147,55 @@ class MemoryDocumentStore:
         self._characters = 0
 
 
+# Registers a document once (the first registrant owns it) and keeps each owner's newest
+# `limit` registrations, dropping the oldest beyond them; a known document gets a fresh TTL.
+# KEYS: the document, the owner's set; ARGV: text, TTL, limit, the documents' key prefix, hash.
+_REGISTER_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local clock = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], tonumber(clock[1]) + tonumber(clock[2]) / 1000000, ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+  if over > 0 then
+    local evicted = redis.call('ZPOPMIN', KEYS[2], over)
+    for i = 1, #evicted, 2 do redis.call('DEL', ARGV[4] .. evicted[i]) end
+  end
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 class RedisDocumentStore:
+    """Documents for `ttl_seconds`, each API key's newest `max_per_owner` registrations at
+    most (its older ones are dropped first, never another key's), so one key holds at most
+    max_per_owner x MAX_DOCUMENT_CHARACTERS of Redis."""
+
     def __init__(
-        self, url: str, prefix: str = "cg:apq:", ttl_seconds: int = REDIS_TTL_SECONDS
+        self,
+        url: str,
+        prefix: str = "cg:apq:",
+        ttl_seconds: int = REDIS_TTL_SECONDS,
+        max_per_owner: int = REDIS_MAX_DOCUMENTS_PER_KEY,
     ) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url, decode_responses=True)
+        self._register = self._redis.register_script(_REGISTER_SCRIPT)
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
+        self.max_per_owner = max_per_owner
 
     async def get(self, sha256_hash: str) -> str | None:
         document = await self._redis.get(self.prefix + sha256_hash)
         return document if isinstance(document, str) else None
 
     async def put(self, sha256_hash: str, document: str, owner: str = "") -> None:
-        await self._redis.set(self.prefix + sha256_hash, document, ex=self.ttl_seconds)
+        await self._register(
+            keys=[self.prefix + sha256_hash, f"{self.prefix}by-key:{owner}"],
+            args=[document, self.ttl_seconds, self.max_per_owner, self.prefix, sha256_hash],
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()

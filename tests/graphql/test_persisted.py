@@ -200,6 +200,24 @@ async def test_one_keys_registrations_never_push_out_another_keys_in_memory() ->
     assert await store.get("huge") is None
 
 
+async def test_redis_keeps_each_keys_newest_registrations_and_never_drops_another_keys(
+    redis_url: str,
+) -> None:
+    store = RedisDocumentStore(redis_url, prefix=f"cg:test:{uuid.uuid4().hex}:", max_per_owner=2)
+    try:
+        await store.put("mine", "{ viewer { mode } }", owner="key-a")
+        for n in range(5):
+            await store.put(f"junk-{n}", f"{{ junk{n} }}", owner="key-b")
+        assert await store.get("mine") == "{ viewer { mode } }"
+        kept = [await store.get(f"junk-{n}") for n in range(5)]
+        assert kept == [None, None, None, "{ junk3 }", "{ junk4 }"]
+        await store.put("mine", "{ viewer { mode } }", owner="key-b")  # known: still key-a's
+        assert await store.get("junk-3") == "{ junk3 }"
+    finally:
+        await store._redis.delete(*await store._redis.keys(store.prefix + "*"))
+        await store.close()
+
+
 async def test_the_redis_store_keeps_a_document_for_its_ttl(redis_url: str) -> None:
     store = RedisDocumentStore(redis_url, prefix=f"cg:test:{uuid.uuid4().hex}:", ttl_seconds=60)
     try:
