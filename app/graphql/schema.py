@@ -32,7 +32,7 @@ from app.graphql.extensions import (
 )
 from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
-from app.graphql.persisted import TrustedDocumentsGuard
+from app.graphql.persisted import PersistedQueryRegistration, TrustedDocumentsGuard
 from app.graphql.relay import decode_global_id
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -114,6 +114,7 @@ def get_schema() -> strawberry.Schema:
             lambda: AddValidationRules([SafeText]),
             TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
+            PersistedQueryRegistration,  # after the cost limiter: a refused request stores nothing
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

@@ -184,6 +184,37 @@ async def test_a_document_that_does_not_parse_gets_an_error_not_silence(
     assert "Task exception was never retrieved" not in log
 
 
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
+    sqlite_server: RunningServer, protocol: str
+) -> None:
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "standard"))
+    try:
+        persisted = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+        for operation_id, payload in (
+            ("plain", {"query": ""}),
+            ("apq", {"query": " ", "extensions": persisted}),
+        ):
+            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
+            await socket.send(json.dumps(message))
+            answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            while answer["type"] == "ka":  # the legacy protocol's keep-alive
+                answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            assert (answer["id"], answer["type"]) == (operation_id, "error")
+            errors = (
+                answer["payload"] if isinstance(answer["payload"], list) else [answer["payload"]]
+            )
+            assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+            assert "payload.query is empty" in errors[0]["message"]
+        # the socket stays open for the next operation
+        await start(socket, protocol, "after")
+    finally:
+        await socket.close()
+    log = sqlite_server.output()
+    assert "MissingQuery" not in log
+    assert '"level": "ERROR"' not in log
+
+
 @pytest.fixture(scope="module")
 def pinging_server(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
