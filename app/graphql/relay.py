@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
 
+from app import public_ids
 from app.db import Database
 from app.errors import InvalidInput
 from app.pagination import Page, PageRequest, paginate
@@ -27,11 +28,10 @@ def decode_global_id(value: relay.GlobalID | str) -> relay.GlobalID | None:
 
 def row_id_of(value: relay.GlobalID | str, expected_type: str) -> uuid.UUID | None:
     """The row id inside a global id of `expected_type`, or None for any other value."""
-    global_id = decode_global_id(value)
-    if global_id is None or global_id.type_name != expected_type:
-        return None
+    if isinstance(value, relay.GlobalID):
+        value = str(value)
     try:
-        return uuid.UUID(global_id.node_id)
+        return public_ids.decode(value, expected_type)
     except ValueError:
         return None
 
