@@ -1,0 +1,146 @@
+"""Hostile input, one row per case of issue 7 (tests/graphql/hostile_cases.py), on SQLite and
+PostgreSQL, in-process.
+
+Every row asserts, besides its own expectation:
+- the answer came in under HOSTILE_BUDGET_MS of wall time (refused before any real work);
+- when the answer carries an error, no row of any table changed;
+- the server still answers a cheap query afterwards.
+"""
+
+import time
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from app.accounts.models import Account
+from app.config import Settings
+from app.db import Database
+from app.offsets.models import OffsetOrder
+from tests.graphql.hostile import World, changed_tables, fingerprint, seed_world
+from tests.graphql.hostile_cases import (
+    CASES,
+    HOSTILE_BUDGET_MS,
+    ORDERS,
+    USER_ERRORS,
+    VIEWER,
+    Case,
+    assert_no_internal_error,
+    body,
+    error_codes,
+    has_errors,
+    json_of,
+    with_ids,
+)
+from tests.offsets_fixtures import gid
+
+
+def _with_ids(content: bytes, world: World) -> bytes:
+    return with_ids(content, gid("Project", world.catalog.forest))
+
+
+@pytest.fixture
+async def world(db: Database, settings: Settings, account: Account) -> World:
+    return await seed_world(db, settings, account)
+
+
+async def post(client: httpx.AsyncClient, key: str, content: bytes) -> tuple[httpx.Response, float]:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    response = await client.post("/graphql", content=content, headers=headers)
+    return response, (time.perf_counter() - started) * 1000
+
+
+async def assert_responsive(client: httpx.AsyncClient, key: str) -> None:
+    response, elapsed_ms = await post(client, key, body(VIEWER))
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["viewer"]["mode"] == "TEST"
+    assert elapsed_ms < HOSTILE_BUDGET_MS, f"cheap query took {elapsed_ms:.0f} ms"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+async def test_hostile_input_is_refused_fast_and_changes_nothing(
+    db: Database, client: httpx.AsyncClient, world: World, case: Case
+) -> None:
+    await assert_responsive(client, world.admin_key)  # warm: the first request builds caches
+    before = await fingerprint(db)
+    response, elapsed_ms = await post(client, world.admin_key, _with_ids(case.content, world))
+    after = await fingerprint(db)
+    problems = []
+    try:
+        case.expect(response)
+    except AssertionError as error:
+        problems.append(str(error))
+    if elapsed_ms >= HOSTILE_BUDGET_MS:
+        problems.append(f"took {elapsed_ms:.0f} ms (budget {HOSTILE_BUDGET_MS} ms)")
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if has_errors(payload) and before != after:
+        problems.append(f"answered an error but wrote {changed_tables(before, after)}")
+    try:
+        await assert_responsive(client, world.admin_key)
+    except AssertionError as error:
+        problems.append(f"not responsive afterwards: {error}")
+    assert not problems, "\n".join(problems)
+
+
+HIDDEN_COMMIT = f"""mutation {{
+  a: createOrderByMass(input: {{mass: {{amount: "1", unit: KG}}}}) {{
+    order {{ id }} {USER_ERRORS} }}
+  k: createApiKey(input: {{name: "x"}}) {{ secret {USER_ERRORS} }}
+  b: createOrderByMass(input: {{mass: {{amount: "1E+1000000", unit: KG}}}}) {{
+    order {{ id }} {USER_ERRORS} }}
+}}"""
+
+
+async def test_an_error_in_one_root_mutation_field_hides_none_of_the_fields_before_it(
+    db: Database, client: httpx.AsyncClient, world: World
+) -> None:
+    before = await fingerprint(db)
+    response, elapsed_ms = await post(client, world.admin_key, body(HIDDEN_COMMIT))
+    after = await fingerprint(db)
+    payload = json_of(response)
+    assert_no_internal_error(response, payload)
+    assert response.status_code == 200, payload
+    data = payload.get("data") or {}
+    # What committed is shown: the order and the key's one-time secret.
+    assert (data.get("a") or {}).get("order", {}).get("id"), payload
+    assert (data.get("a") or {}).get("userErrors") == [], payload
+    assert (data.get("k") or {}).get("secret", "").startswith("cg_test_"), payload
+    # The error is b's alone.
+    b_user_errors = (data.get("b") or {}).get("userErrors") or []
+    b_errors = [e for e in payload.get("errors") or [] if e.get("path", [None])[0] == "b"]
+    other_errors = [e for e in payload.get("errors") or [] if e.get("path", [None])[0] != "b"]
+    assert b_user_errors or b_errors, payload
+    assert not other_errors, payload
+    assert {e.get("code") for e in b_user_errors} | set(error_codes({"errors": b_errors})) == {
+        "INVALID_INPUT"
+    }, payload
+    # Exactly one order and one key were written.
+    assert after["offset_order"][0] == before["offset_order"][0] + 1, payload
+    assert after["api_key"][0] == before["api_key"][0] + 1, payload
+    assert elapsed_ms < HOSTILE_BUDGET_MS, f"took {elapsed_ms:.0f} ms"
+
+
+async def test_metadata_stored_beyond_the_range_by_old_code_still_reads_back(
+    db: Database, client: httpx.AsyncClient, world: World
+) -> None:
+    # What the old code let through: {"n": 2**64} stored; it broke every listing for good.
+    async with db.transaction() as session:
+        await session.execute(
+            update(OffsetOrder.__table__).values(  # type: ignore[arg-type]
+                metadata={"n": 18_446_744_073_709_551_616, "f": 1.5}
+            )
+        )
+    response, _ = await post(client, world.admin_key, body(ORDERS))
+    payload = json_of(response)
+    assert_no_internal_error(response, payload)
+    assert response.status_code == 200, payload
+    assert not payload.get("errors"), payload
+    nodes = [edge["node"] for edge in payload["data"]["orders"]["edges"]]
+    assert nodes, payload
+    for node in nodes:
+        assert node["metadata"] is not None, payload
+        assert str(node["metadata"]["n"]) == "18446744073709551616", payload
