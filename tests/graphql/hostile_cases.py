@@ -498,28 +498,37 @@ CASES = [
     ),
     # Bodies: 400 with a GraphQL error body, whatever their shape.
     *(
-        Case(f"body {content[:20]!r}", content, bad_request)
-        for content in (
-            b'"x"',
-            b"123",
-            b"null",
-            b"[]",
-            b"true",
-            b"\xff\xfe\xfa not utf-8",
-            b'{"query": "\xff"}',
-            b"[" * DEEP + b"]" * DEEP,
-            b'{"query": "{ viewer { mode } }", "variables": ' + b"[" * DEEP + b"]" * DEEP + b"}",
-            b"{}",
-            b'{"query": 1}',
-            b'{"query": null}',
-            b'{"query": ["{ viewer { mode } }"]}',
-            b'{"query": "{ viewer { mode } }", "variables": []}',
-            b'{"query": "{ viewer { mode } }", "variables": "x"}',
-            b'{"query": "{ viewer { mode } }", "variables": 5}',
-            b'{"query": "{ viewer { mode } }", "operationName": 5}',
-            b'{"query": "{ viewer { mode } }", "extensions": "x"}',
-            b'{"query": "{ viewer',
-            b"",
+        Case(f"body {name}", content, bad_request)
+        for name, content in (
+            ("a JSON string", b'"x"'),
+            ("a JSON number", b"123"),
+            ("JSON null", b"null"),
+            ("an empty JSON list", b"[]"),
+            ("JSON true", b"true"),
+            ("not UTF-8", b"\xff\xfe\xfa not utf-8"),
+            ("with a non-UTF-8 query", b'{"query": "\xff"}'),
+            ("50,000-deep JSON", b"[" * DEEP + b"]" * DEEP),
+            (
+                "with 50,000-deep variables",
+                b'{"query": "{ viewer { mode } }", "variables": ' + deep_json(DEEP).encode() + b"}",
+            ),
+            ("without query", b"{}"),
+            ("with a number for query", b'{"query": 1}'),
+            ("with a null query", b'{"query": null}'),
+            ("with a list for query", b'{"query": ["{ viewer { mode } }"]}'),
+            ("with a list for variables", b'{"query": "{ viewer { mode } }", "variables": []}'),
+            ("with a string for variables", b'{"query": "{ viewer { mode } }", "variables": "x"}'),
+            ("with a number for variables", b'{"query": "{ viewer { mode } }", "variables": 5}'),
+            (
+                "with a number for operationName",
+                b'{"query": "{ viewer { mode } }", "operationName": 5}',
+            ),
+            (
+                "with a string for extensions",
+                b'{"query": "{ viewer { mode } }", "extensions": "x"}',
+            ),
+            ("truncated JSON", b'{"query": "{ viewer'),
+            ("empty", b""),
         )
     ),
     Case(

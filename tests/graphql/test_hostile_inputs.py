@@ -34,6 +34,8 @@ from tests.graphql.hostile_cases import (
 )
 from tests.offsets_fixtures import gid
 
+RESPONSIVE_MS = 1_000
+
 
 def _with_ids(content: bytes, world: World) -> bytes:
     return with_ids(content, gid("Project", world.catalog.forest))
@@ -55,7 +57,8 @@ async def assert_responsive(client: httpx.AsyncClient, key: str) -> None:
     response, elapsed_ms = await post(client, key, body(VIEWER))
     assert response.status_code == 200, response.text
     assert response.json()["data"]["viewer"]["mode"] == "TEST"
-    assert elapsed_ms < HOSTILE_BUDGET_MS, f"cheap query took {elapsed_ms:.0f} ms"
+    # A frozen server shows here; the tight bound on a cheap query is tests/e2e's, on a real server.
+    assert elapsed_ms < RESPONSIVE_MS, f"cheap query took {elapsed_ms:.0f} ms"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -64,19 +67,27 @@ async def test_hostile_input_is_refused_fast_and_changes_nothing(
 ) -> None:
     await assert_responsive(client, world.admin_key)  # warm: the first request builds caches
     before = await fingerprint(db)
-    response, elapsed_ms = await post(client, world.admin_key, _with_ids(case.content, world))
-    after = await fingerprint(db)
     problems = []
+    started = time.perf_counter()
     try:
-        case.expect(response)
-    except AssertionError as error:
-        problems.append(str(error))
+        response, elapsed_ms = await post(client, world.admin_key, _with_ids(case.content, world))
+    except Exception as error:  # what a real server would answer with HTTP 500
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response = None
+        problems.append(f"the app raised {type(error).__name__}: {str(error)[:200]} (HTTP 500)")
+    after = await fingerprint(db)
+    payload = None
+    if response is not None:
+        try:
+            case.expect(response)
+        except AssertionError as error:
+            problems.append(str(error))
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
     if elapsed_ms >= HOSTILE_BUDGET_MS:
         problems.append(f"took {elapsed_ms:.0f} ms (budget {HOSTILE_BUDGET_MS} ms)")
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
     if has_errors(payload) and before != after:
         problems.append(f"answered an error but wrote {changed_tables(before, after)}")
     try:
