@@ -56,9 +56,12 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str, argument: str) -> tuple[datetime, uuid.UUID]:
     try:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        moment, key = datetime.fromisoformat(created_at), uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("Malformed cursor.", argument) from error
+    if moment.utcoffset() is None:  # our cursors always carry UTC; a naive one was made up
+        raise InvalidInput("Malformed cursor.", argument)
+    return moment, key
 
 
 async def paginate(

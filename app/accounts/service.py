@@ -17,6 +17,7 @@ from app.accounts.keys import display_prefix, generate_api_key, hash_api_key, mo
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode, Subaccount
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode, Forbidden, InvalidInput, NotFound
+from app.text import clean_text
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_NAME_LENGTH = 200
@@ -84,13 +85,8 @@ def can_see(
     )
 
 
-def _clean_name(name: str, field: str = "name") -> str:
-    cleaned = name.strip()
-    if not cleaned:
-        raise InvalidInput("Name must not be empty.", field)
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"Name must be at most {MAX_NAME_LENGTH} characters.", field)
-    return cleaned
+def _clean_name(name: str) -> str:
+    return clean_text(name, "name", max_length=MAX_NAME_LENGTH, label="Name")
 
 
 async def create_account(session: AsyncSession, name: str, slug: str) -> Account:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import pycountry
 from sqlalchemy import ColumnElement, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,7 +22,9 @@ from app.catalog.models import (
     Project,
     ProjectType,
 )
+from app.countries import country_alpha2
 from app.errors import InvalidInput, NotFound
+from app.text import clean_text
 from app.units import currency_exponent, minor_from
 
 MAX_TEXT = 200
@@ -37,24 +38,6 @@ SERIAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
 def catalog_of(principal: Principal, model: Any) -> list[ColumnElement[bool]]:
     """The catalog is the account's, in the key's mode; subaccounts buy from it too."""
     return [col(model.account_id) == principal.account_id, col(model.mode) == principal.mode]
-
-
-def _text(value: str, field: str, limit: int = MAX_TEXT, *, required: bool = True) -> str:
-    cleaned = value.strip()
-    if required and not cleaned:
-        raise InvalidInput("Must not be empty.", field)
-    if len(cleaned) > limit:
-        raise InvalidInput(f"Must be at most {limit} characters.", field)
-    return cleaned
-
-
-def _country(code: str, field: str = "country") -> str:
-    country = pycountry.countries.get(alpha_2=code.upper()) if len(code) == 2 else None
-    if country is None and len(code) == 3:
-        country = pycountry.countries.get(alpha_3=code.upper())
-    if country is None:
-        raise InvalidInput(f"Unknown country {code!r}; use an ISO 3166 code.", field)
-    return str(country.alpha_2)
 
 
 async def create_project(
@@ -72,12 +55,14 @@ async def create_project(
     project = Project(
         account_id=principal.account_id,
         mode=principal.mode,
-        name=_text(name, "name"),
+        name=clean_text(name, "name", max_length=MAX_TEXT),
         project_type=project_type,
-        registry_name=_text(registry, "registry", 100),
-        registry_id=_text(registry_id, "registryId", 100),
-        country=_country(country),
-        description=_text(description, "description", MAX_DESCRIPTION, required=False),
+        registry_name=clean_text(registry, "registry", max_length=100),
+        registry_id=clean_text(registry_id, "registryId", max_length=100),
+        country=country_alpha2(country, "country"),
+        description=clean_text(
+            description, "description", max_length=MAX_DESCRIPTION, required=False
+        ),
     )
     duplicate = (
         await session.exec(
@@ -180,8 +165,10 @@ async def create_bundle(
     bundle = Bundle(
         account_id=principal.account_id,
         mode=principal.mode,
-        name=_text(name, "name"),
-        description=_text(description, "description", MAX_DESCRIPTION, required=False),
+        name=clean_text(name, "name", max_length=MAX_TEXT),
+        description=clean_text(
+            description, "description", max_length=MAX_DESCRIPTION, required=False
+        ),
         unit_price_minor=price_minor,
         currency=currency,
     )
@@ -245,7 +232,7 @@ async def create_portfolio(
     portfolio = Portfolio(
         account_id=principal.account_id,
         mode=principal.mode,
-        name=_text(name, "name"),
+        name=clean_text(name, "name", max_length=MAX_TEXT),
         currency=currencies.pop(),
     )
     session.add(portfolio)

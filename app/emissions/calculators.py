@@ -9,8 +9,8 @@ from functools import cache
 from typing import Any, TypeVar
 
 import airportsdata
-import pycountry
 
+from app.countries import country_alpha2
 from app.emissions.factors import (
     EmissionFactor,
     UnknownFactorError,
@@ -18,17 +18,26 @@ from app.emissions.factors import (
     get_factor,
     get_grid_factor,
 )
-from app.errors import ErrorCode
+from app.errors import DomainError, ErrorCode
+from app.units import (
+    DAILY_USE_HOURS,
+    DEVICE_WEIGHT_KG,
+    DISTANCE_KM,
+    EMBODIED_KG,
+    ENERGY_KWH,
+    FREIGHT_MASS_KG,
+    MAX_MONTHS,
+    MAX_PASSENGERS,
+    POWER_WATTS,
+    Limit,
+)
 
 
-class CalculationError(ValueError):
+class CalculationError(DomainError):
     """Input a calculator cannot use; `field` is the input path, `code` INVALID_INPUT/NOT_FOUND."""
 
     def __init__(self, field: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code
+        super().__init__(code, message, field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,23 +96,14 @@ def _decimal(value: Decimal | int, field: str) -> Decimal:
     return amount
 
 
-def _positive(value: Decimal | int, field: str) -> Decimal:
-    amount = _decimal(value, field)
-    if amount <= 0:
-        raise CalculationError(field, "Must be greater than zero")
-    return amount
+def _within(limit: Limit, value: Decimal | int, field: str) -> Decimal:
+    """A non-negative amount within its documented limit."""
+    return limit.check(_decimal(value, field), field, positive=False)
 
 
-def _not_negative(value: Decimal | int, field: str) -> Decimal:
-    amount = _decimal(value, field)
-    if amount < 0:
-        raise CalculationError(field, "Must not be negative")
-    return amount
-
-
-def _positive_count(value: int, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CalculationError(field, "Must be a whole number greater than zero")
+def _positive_count(value: int, field: str, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise CalculationError(field, f"Must be a whole number from 1 to {maximum:,}")
     return value
 
 
@@ -208,10 +208,10 @@ def estimate_ground_transport(
     coaches and rail use per passenger-km factors: the total is multiplied by `passengers`.
     `fuel` applies to cars only (absent means UNKNOWN).
     """
-    distance = _positive(distance_km, "distanceKm")
+    distance = DISTANCE_KM.check(_decimal(distance_km, "distanceKm"), "distanceKm")
     vehicle = _parse_choice(VehicleType, vehicle_type, "vehicleType")
     chosen_fuel = None if fuel is None else _parse_choice(Fuel, fuel, "fuel")
-    travellers = _positive_count(passengers, "passengers")
+    travellers = _positive_count(passengers, "passengers", MAX_PASSENGERS)
 
     if vehicle in _CAR_FACTORS:
         factor = get_desnz_factor(_CAR_FACTORS[vehicle][chosen_fuel or Fuel.UNKNOWN])
@@ -367,7 +367,7 @@ def estimate_flight(
     `passengers`. A cabin class DESNZ does not publish for a leg's band is an error.
     """
     cabin = _parse_choice(CabinClass, cabin_class, "cabinClass")
-    travellers = _positive_count(passengers, "passengers")
+    travellers = _positive_count(passengers, "passengers", MAX_PASSENGERS)
     if not legs:
         raise CalculationError("legs", "A flight needs at least one leg")
 
@@ -460,36 +460,21 @@ def estimate_freight(
 
     Leg distances are taken as travelled (no uplift). `radiative_forcing` affects air legs only.
     """
-    mass = _positive(mass_kg, "mass")
+    mass = FREIGHT_MASS_KG.check(_decimal(mass_kg, "mass"), "mass")
     if not legs:
         raise CalculationError("legs", "A shipment needs at least one leg")
     uses = []
     for index, leg in enumerate(legs):
         mode = _parse_choice(FreightMode, leg.mode, f"legs.{index}.mode")
-        distance = _positive(leg.distance_km, f"legs.{index}.distanceKm")
+        distance = DISTANCE_KM.check(
+            _decimal(leg.distance_km, f"legs.{index}.distanceKm"), f"legs.{index}.distanceKm"
+        )
         factor = freight_factor(mode, distance, radiative_forcing)
         uses.append(_apply(factor, _tonne_km(mass, distance)))
     return _calculation(uses)
 
 
 # --- electricity ----------------------------------------------------------------------------
-
-# "UK" is ISO's exceptionally reserved code for the United Kingdom and what people type.
-_COUNTRY_ALIASES = {"UK": "GB"}
-
-
-def country_alpha2(country_code: str, field: str = "countryCode") -> str:
-    """Normalise an ISO 3166-1 alpha-2 or alpha-3 code to alpha-2, or raise CalculationError."""
-    code = country_code.strip().upper()
-    code = _COUNTRY_ALIASES.get(code, code)
-    country = None
-    if len(code) == 2 and code.isalpha():
-        country = pycountry.countries.get(alpha_2=code)
-    elif len(code) == 3 and code.isalpha():
-        country = pycountry.countries.get(alpha_3=code)
-    if country is None:
-        raise CalculationError(field, f"{country_code!r} is not an ISO 3166-1 country code")
-    return str(country.alpha_2)
 
 
 def grid_factor_for(country_code: str, field: str = "countryCode") -> EmissionFactor:
@@ -504,7 +489,7 @@ def grid_factor_for(country_code: str, field: str = "countryCode") -> EmissionFa
 
 def estimate_electricity(energy_kwh: Decimal | int, country_code: str) -> Calculation:
     """Emissions of `energy_kwh` drawn from the country's grid (average intensity)."""
-    energy = _positive(energy_kwh, "energyKwh")
+    energy = ENERGY_KWH.check(_decimal(energy_kwh, "energyKwh"), "energyKwh")
     return _calculation([_apply(grid_factor_for(country_code), energy)])
 
 
@@ -612,15 +597,15 @@ def packaging_factor(factor_id: str, field: str = "packaging.factorId") -> Emiss
 
 def validate_product_footprint(product: ProductFootprint) -> None:
     """Raise CalculationError, with the field named as in a product input, if data is unusable."""
-    _not_negative(product.lifetime_embodied_kgco2e, "embodiedEmissionKg")
-    _positive_count(product.lifetime_months, "lifetimeMonths")
-    _positive(product.default_weight_kg, "weightKg")
+    _within(EMBODIED_KG, product.lifetime_embodied_kgco2e, "embodiedEmissionKg")
+    _positive_count(product.lifetime_months, "lifetimeMonths", MAX_MONTHS)
+    DEVICE_WEIGHT_KG.check(_decimal(product.default_weight_kg, "weightKg"), "weightKg")
     packaging_factor(product.packaging_factor_id)
-    _not_negative(product.packaging_mass_kg, "packaging.massKg")
+    _within(DEVICE_WEIGHT_KG, product.packaging_mass_kg, "packaging.massKg")
     _parse_choice(FreightMode, product.shipping_mode, "shipping.mode")
-    _not_negative(product.shipping_distance_km, "shipping.distanceKm")
-    _not_negative(product.power_watts, "powerWatts")
-    hours = _not_negative(product.daily_use_hours, "dailyUseHours")
+    _within(DISTANCE_KM, product.shipping_distance_km, "shipping.distanceKm")
+    _within(POWER_WATTS, product.power_watts, "powerWatts")
+    hours = _within(DAILY_USE_HOURS, product.daily_use_hours, "dailyUseHours")
     if hours > 24:
         raise CalculationError("dailyUseHours", "A day has 24 hours")
     grid_factor_for(product.grid_country, "gridCountry")
@@ -637,8 +622,12 @@ def estimate_product_item(
     packaging — the carrier carries both — over the product's shipping leg.
     """
     validate_product_footprint(product)
-    tenure = _positive_count(tenure_months, "tenureMonths")
-    device_kg = product.default_weight_kg if weight_kg is None else _positive(weight_kg, "weightKg")
+    tenure = _positive_count(tenure_months, "tenureMonths", MAX_MONTHS)
+    device_kg = (
+        product.default_weight_kg
+        if weight_kg is None
+        else DEVICE_WEIGHT_KG.check(_decimal(weight_kg, "weightKg"), "weightKg")
+    )
     lifetime = product.lifetime_months
 
     embodied_months = min(tenure, lifetime)

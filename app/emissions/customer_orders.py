@@ -38,6 +38,7 @@ from app.emissions.models import (
 from app.emissions.products import footprint_of, products_by_product_id, whole_units
 from app.emissions.service import calculation_errors, factor_uses_as_json, kg_to_milligrams
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
+from app.text import clean_text
 
 MAX_ITEMS_PER_ORDER = 10_000
 MAX_TEXT_LENGTH = 200
@@ -87,15 +88,6 @@ class DeviceHistory:
     entries: list[tuple[CustomerOrder, CustomerOrderItem]]
 
 
-def _text(value: str, field: str) -> str:
-    cleaned = value.strip()
-    if not cleaned:
-        raise InvalidInput("Must not be empty.", field)
-    if len(cleaned) > MAX_TEXT_LENGTH:
-        raise InvalidInput(f"Must be at most {MAX_TEXT_LENGTH} characters.", field)
-    return cleaned
-
-
 def _checked_items(items: Sequence[DeviceConfig]) -> list[_Item]:
     if not items:
         raise InvalidInput("An order needs at least one item.", "items")
@@ -108,7 +100,7 @@ def _checked_items(items: Sequence[DeviceConfig]) -> list[_Item]:
     serial_numbers: set[str] = set()
     for index, item in enumerate(items):
         path = f"items.{index}.config."
-        serial = _text(item.serial_number, path + "serialNumber")
+        serial = clean_text(item.serial_number, path + "serialNumber", max_length=MAX_TEXT_LENGTH)
         if serial in serial_numbers:
             raise InvalidInput("A device appears only once in an order.", path + "serialNumber")
         serial_numbers.add(serial)
@@ -127,7 +119,9 @@ def _checked_items(items: Sequence[DeviceConfig]) -> list[_Item]:
             grams = whole_units(item.weight_kg, 1000, path + "weightKg", "grams")
         checked.append(
             _Item(
-                product_id=_text(item.product_id, path + "productId"),
+                product_id=clean_text(
+                    item.product_id, path + "productId", max_length=MAX_TEXT_LENGTH
+                ),
                 serial_number=serial,
                 tenure_months=item.tenure_months,
                 weight_grams=grams,
@@ -217,8 +211,8 @@ async def create_customer_order(
 ) -> CustomerOrder:
     """Compute and store an order and its estimate; the same order sent again is returned as
     it was, the same key with other details is IDEMPOTENCY_CONFLICT."""
-    customer_id = _text(spec.customer_id, "customerId")
-    order_id = _text(spec.order_id, "orderId")
+    customer_id = clean_text(spec.customer_id, "customerId", max_length=MAX_TEXT_LENGTH)
+    order_id = clean_text(spec.order_id, "orderId", max_length=MAX_TEXT_LENGTH)
     if spec.tenure_start_date < spec.order_date:
         raise InvalidInput("The tenure cannot start before the order date.", "tenureStartDate")
     items = _checked_items(spec.items)

@@ -22,6 +22,7 @@ from app.emissions.calculators import (
 from app.emissions.models import Product
 from app.emissions.service import calculation_errors
 from app.errors import Forbidden, InvalidInput, NotFound
+from app.text import clean_text
 
 MAX_TEXT_LENGTH = 200
 MAX_SOURCE_LENGTH = 1000
@@ -77,15 +78,6 @@ def whole_units(value: Decimal, scale: int, field: str, unit: str) -> int:
     return int(scaled)
 
 
-def _required_text(value: str, field: str, limit: int = MAX_TEXT_LENGTH) -> str:
-    cleaned = value.strip()
-    if not cleaned:
-        raise InvalidInput("Must not be empty.", field)
-    if len(cleaned) > limit:
-        raise InvalidInput(f"Must be at most {limit} characters.", field)
-    return cleaned
-
-
 def product_columns(spec: ProductSpec) -> dict[str, Any]:
     """The product's column values, or the first problem with the spec as a domain error."""
     try:
@@ -110,11 +102,9 @@ def product_columns(spec: ProductSpec) -> dict[str, Any]:
     with calculation_errors():
         validate_product_footprint(footprint)
         country = country_alpha2(spec.grid_country, "gridCountry")
-    if len(spec.source) > MAX_SOURCE_LENGTH:
-        raise InvalidInput(f"Must be at most {MAX_SOURCE_LENGTH} characters.", "source")
     return {
-        "product_id": _required_text(spec.product_id, "productId"),
-        "name": _required_text(spec.name, "name"),
+        "product_id": clean_text(spec.product_id, "productId", max_length=MAX_TEXT_LENGTH),
+        "name": clean_text(spec.name, "name", max_length=MAX_TEXT_LENGTH),
         "lifetime_embodied_grams": whole_units(
             spec.embodied_emission_kg, 1000, "embodiedEmissionKg", "grams"
         ),
@@ -131,7 +121,7 @@ def product_columns(spec: ProductSpec) -> dict[str, Any]:
             spec.daily_use_hours, SECONDS_PER_HOUR, "dailyUseHours", "seconds"
         ),
         "grid_country": country,
-        "source": spec.source.strip(),
+        "source": clean_text(spec.source, "source", max_length=MAX_SOURCE_LENGTH, required=False),
     }
 
 

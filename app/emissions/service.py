@@ -13,7 +13,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.service import Principal, owned_by
 from app.emissions import calculators
-from app.emissions.calculators import Calculation, CalculationError, FactorUse
+from app.emissions.calculators import Calculation, FactorUse
 from app.emissions.models import Estimate, EstimateKind
 from app.errors import DomainError, NotFound
 
@@ -29,15 +29,17 @@ def kg_to_milligrams(kgco2e: Decimal) -> int:
 def calculation_errors(
     prefix: str = "", renamed: Mapping[str, str] | None = None
 ) -> Iterator[None]:
-    """Turn a calculator's CalculationError into the domain's error with the same code.
+    """Place a calculator's error (or a shared parser's, such as the country normaliser's)
+    under the input path it concerns, keeping its code.
 
     `prefix` places the calculator's field under an input path (e.g. `items.3.config.`);
     `renamed` maps a calculator field to the input's own name for it.
     """
     try:
         yield
-    except CalculationError as error:
-        field = (renamed or {}).get(error.field, error.field)
+    except DomainError as error:
+        field = error.field or ""
+        field = (renamed or {}).get(field, field)
         raise DomainError(error.code, error.message, f"{prefix}{field}") from error
 
 

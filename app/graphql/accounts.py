@@ -216,7 +216,7 @@ class AccountMutations:
     @strawberry.mutation(description="Create a subaccount in the key's mode.")
     async def create_subaccount(
         self, info: Info, input: CreateSubaccountInput
-    ) -> CreateSubaccountPayload:
+    ) -> CreateSubaccountPayload | None:
         principal = info.context.require_principal()
         outcome = await perform(
             info.context.db,
@@ -230,7 +230,9 @@ class AccountMutations:
         )
 
     @strawberry.mutation(description="Create an API key in the key's mode (admin only).")
-    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+    async def create_api_key(
+        self, info: Info, input: CreateApiKeyInput
+    ) -> CreateApiKeyPayload | None:
         principal = info.context.require_principal()
         outcome = await perform(
             info.context.db,
@@ -244,7 +246,9 @@ class AccountMutations:
         return CreateApiKeyPayload(api_key=ApiKey.from_row(row), secret=secret, user_errors=[])
 
     @strawberry.mutation(description="Revoke an API key (admin only). Revoking twice is harmless.")
-    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> RevokeApiKeyPayload:
+    async def revoke_api_key(
+        self, info: Info, input: RevokeApiKeyInput
+    ) -> RevokeApiKeyPayload | None:
         principal = info.context.require_principal()
 
         async def revoke(session: Any) -> models.ApiKey:

@@ -14,7 +14,7 @@ from app.catalog import service as catalog
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import connection, nodes_by_id, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, parse_global_id, row_id_of
 from app.offsets.fulfilment import add_stock
 from app.pagination import PageRequest
 
@@ -215,8 +215,8 @@ class CatalogQueries:
     @strawberry.field(description="One project, or null.")
     async def project(self, info: Info, id: strawberry.ID) -> Project | None:
         info.context.require_principal()
-        project_id = parse_global_id(id, "Project", "id")
-        row = await info.context.loaders.project_by_id.load(project_id)
+        project_id = row_id_of(id, "Project")
+        row = await info.context.loaders.project_by_id.load(project_id) if project_id else None
         return Project.from_row(row) if row else None
 
     @strawberry.field(description="Bundles for sale, newest first.")
@@ -329,7 +329,9 @@ class SetDefaultPortfolioInput:
 @strawberry.type
 class CatalogMutations:
     @strawberry.mutation(description="Add a project to the catalog (admin only).")
-    async def create_project(self, info: Info, input: CreateProjectInput) -> CreateProjectPayload:
+    async def create_project(
+        self, info: Info, input: CreateProjectInput
+    ) -> CreateProjectPayload | None:
         principal = info.context.require_principal()
         outcome = await perform(
             info.context.db,
@@ -355,7 +357,7 @@ class CatalogMutations:
     )
     async def add_credit_batch(
         self, info: Info, input: AddCreditBatchInput
-    ) -> AddCreditBatchPayload:
+    ) -> AddCreditBatchPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.CreditBatch:
@@ -377,7 +379,9 @@ class CatalogMutations:
         )
 
     @strawberry.mutation(description="Create a bundle over one or more projects (admin only).")
-    async def create_bundle(self, info: Info, input: CreateBundleInput) -> CreateBundlePayload:
+    async def create_bundle(
+        self, info: Info, input: CreateBundleInput
+    ) -> CreateBundlePayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.Bundle:
@@ -403,7 +407,9 @@ class CatalogMutations:
         )
 
     @strawberry.mutation(description="Create a portfolio; weights must sum to 100 (admin only).")
-    async def create_portfolio(self, info: Info, input: CreatePortfolioInput) -> PortfolioPayload:
+    async def create_portfolio(
+        self, info: Info, input: CreatePortfolioInput
+    ) -> PortfolioPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.Portfolio:
@@ -425,7 +431,7 @@ class CatalogMutations:
     @strawberry.mutation(description="Make a portfolio the account's default (admin only).")
     async def set_default_portfolio(
         self, info: Info, input: SetDefaultPortfolioInput
-    ) -> PortfolioPayload:
+    ) -> PortfolioPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.Portfolio:

@@ -115,6 +115,25 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Strict JSON: orjson refuses invalid UTF-8, NaN and Infinity, lone surrogates and
+        nesting beyond 1,024 levels, each of which Python's json module lets through."""
+        return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body: one JSON object, else HTTP 400 (GraphQL over HTTP)."""
+        try:
+            parsed = self.decode_json(data)
+        except orjson.JSONDecodeError as error:
+            raise HTTPException(400, f"The body is not valid JSON: {error}.") from None
+        if isinstance(parsed, list):
+            return parsed  # Strawberry answers that batching is off
+        if not isinstance(parsed, dict):
+            raise HTTPException(
+                400, 'The body must be a JSON object such as {"query": "{ viewer { mode } }"}.'
+            )
+        return parsed
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -172,7 +191,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if request.method == "GET" and "not allowed when using GET" in error.reason:
                 status = 405  # a mutation over GET
             headers = {"Allow": "POST"} if status == 405 else None
-            return error_response(status, error.reason, headers=headers)
+            code = ErrorCode.BAD_REQUEST.value if status == 400 else None
+            return error_response(status, error.reason, code, headers=headers)
 
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON

@@ -9,7 +9,6 @@ from decimal import Decimal
 import strawberry
 
 from app import units
-from app.errors import InvalidInput
 
 MassUnit = strawberry.enum(units.MassUnit, name="MassUnit")
 
@@ -47,11 +46,11 @@ class MassInput:
         return units.grams_from(self.amount, units.MassUnit(self.unit), f"{field}.amount")
 
     def to_kilograms(self, field: str) -> Decimal:
-        """The exact mass in kilograms (for calculators, which work in kg)."""
-        if not self.amount.is_finite():
-            raise InvalidInput("Not a finite number.", f"{field}.amount")
-        grams_per_unit = units.GRAMS_PER_UNIT[units.MassUnit(self.unit)]
-        return self.amount * grams_per_unit / units.GRAMS_PER_UNIT[units.MassUnit.KG]
+        """The exact mass in kilograms (for calculators, which work in kg), within the freight
+        limit (the one calculator that takes a mass)."""
+        return units.kilograms_from(
+            self.amount, units.MassUnit(self.unit), units.FREIGHT_MASS_KG, f"{field}.amount"
+        )
 
 
 @strawberry.type(description="An amount of money in major units, e.g. `12.50` USD.")

@@ -15,12 +15,14 @@ from app.emissions import service as emissions
 from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project, percent
 from app.graphql.context import Context, Info
 from app.graphql.emissions.estimates import Estimate
+from app.graphql.emissions.vocabulary import VehicleType
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import connection, nodes_by_id, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, parse_global_id, row_id_of
 from app.offsets import models
 from app.offsets import service as offsets
 from app.pagination import PageRequest
+from app.text import readable_json
 
 if TYPE_CHECKING:
     from app.graphql.webhooks import WebhookDelivery
@@ -141,7 +143,7 @@ class Order(relay.Node):
             price=Money.from_minor_units(row.price_minor, row.currency),
             certificate_id=row.certificate_id,
             description=row.description,
-            metadata=cast(JSON, row.metadata_),
+            metadata=cast(JSON, readable_json(row.metadata_)),
             idempotency_key=row.idempotency_key,
             callback_url=row.callback_url,
             created_at=row.created_at,
@@ -303,7 +305,8 @@ class OffsetQueries:
     @strawberry.field(description="One order, or null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         info.context.require_principal()
-        row = await info.context.loaders.order_by_id.load(parse_global_id(id, "Order", "id"))
+        order_id = row_id_of(id, "Order")
+        row = await info.context.loaders.order_by_id.load(order_id) if order_id else None
         return Order.from_row(row) if row else None
 
     @strawberry.field(description="The order created with this idempotency key, or null.")
@@ -387,8 +390,9 @@ class CreateOrderByEstimateInput(OrderOptionsInput):
 @strawberry.input
 class CreateRideOrderInput(OrderOptionsInput):
     distance_km: Decimal
-    vehicle_type: str = strawberry.field(
-        default="PASSENGER_CAR_VAN_OR_SUV", description="As in estimateGroundTransport."
+    vehicle_type: VehicleType = strawberry.field(  # type: ignore[valid-type]
+        default=VehicleType.PASSENGER_CAR_VAN_OR_SUV,
+        description="As in estimateGroundTransport.",
     )
 
 
@@ -418,7 +422,9 @@ async def _order_payload(
 @strawberry.type
 class OffsetMutations:
     @strawberry.mutation(description="Order credits for a mass, priced now.")
-    async def create_order_by_mass(self, info: Info, input: CreateOrderByMassInput) -> OrderPayload:
+    async def create_order_by_mass(
+        self, info: Info, input: CreateOrderByMassInput
+    ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
@@ -432,7 +438,7 @@ class OffsetMutations:
     @strawberry.mutation(description="Order the largest mass a value buys.")
     async def create_order_by_value(
         self, info: Info, input: CreateOrderByValueInput
-    ) -> OrderPayload:
+    ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
@@ -447,7 +453,7 @@ class OffsetMutations:
     )
     async def create_order_by_estimate(
         self, info: Info, input: CreateOrderByEstimateInput
-    ) -> OrderPayload:
+    ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
@@ -463,7 +469,9 @@ class OffsetMutations:
         description="Estimate a ride and offset it in one step.",
         deprecation_reason="Use estimateGroundTransport then createOrderByEstimate",
     )
-    async def create_ride_order(self, info: Info, input: CreateRideOrderInput) -> OrderPayload:
+    async def create_ride_order(
+        self, info: Info, input: CreateRideOrderInput
+    ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:
@@ -483,7 +491,7 @@ class OffsetMutations:
         return await _order_payload(info.context, use_case)
 
     @strawberry.mutation(description="Cancel a PLACED order.")
-    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: AsyncSession) -> models.OffsetOrder:

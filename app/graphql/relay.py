@@ -15,15 +15,33 @@ NodeT = TypeVar("NodeT", bound=relay.Node)
 ConnectionT = TypeVar("ConnectionT")
 
 
+def decode_global_id(value: relay.GlobalID | str) -> relay.GlobalID | None:
+    """A global id as sent by a client, or None when it is not one (not base64, no colon)."""
+    if isinstance(value, relay.GlobalID):
+        return value
+    try:
+        return relay.GlobalID.from_id(value)
+    except ValueError:  # GlobalIDValueError, binascii.Error and UnicodeDecodeError are all one
+        return None
+
+
+def row_id_of(value: relay.GlobalID | str, expected_type: str) -> uuid.UUID | None:
+    """The row id inside a global id of `expected_type`, or None for any other value."""
+    global_id = decode_global_id(value)
+    if global_id is None or global_id.type_name != expected_type:
+        return None
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        return None
+
+
 def parse_global_id(value: relay.GlobalID | str, expected_type: str, field: str) -> uuid.UUID:
     """The row id inside a global id of `expected_type`, or InvalidInput naming the field."""
-    try:
-        global_id = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
-        if global_id.type_name != expected_type:
-            raise ValueError(global_id.type_name)
-        return uuid.UUID(global_id.node_id)
-    except ValueError as error:
-        raise InvalidInput(f"Not a {expected_type} id.", field) from error
+    row_id = row_id_of(value, expected_type)
+    if row_id is None:
+        raise InvalidInput(f"Not a {expected_type} id.", field)
+    return row_id
 
 
 async def nodes_by_id(

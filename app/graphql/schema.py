@@ -1,10 +1,12 @@
 """Schema assembly: each domain module contributes its queries and mutations."""
 
 import functools
+import inspect
 
 import strawberry
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -16,11 +18,14 @@ from strawberry.tools import merge_types
 
 from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
+from app.graphql.context import Info
 from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions
-from app.graphql.extensions import ErrorPolicy
+from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText
 from app.graphql.offsets import OffsetMutations, OffsetQueries
+from app.graphql.relay import decode_global_id
+from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
 
 MAX_DEPTH = 12
@@ -30,7 +35,21 @@ MAX_TOKENS = 2_000
 
 @strawberry.type
 class NodeQueries:
-    node: relay.Node | None = relay.node(description="Fetch any object by its global id.")
+    @strawberry.field(
+        description="Fetch any object by its global id; null when the id is not one of ours, "
+        "names no object, or names one you may not see."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
+        global_id = decode_global_id(id)
+        if global_id is None:
+            return None
+        # Only object types that implement Node: `Query:x` or `Mass:x` name no object.
+        type_def = info.schema.get_type_by_name(global_id.type_name)
+        origin = getattr(type_def, "origin", None) if type_def is not None else None
+        if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+            return None
+        node = origin.resolve_node(global_id.node_id, info=info, required=False)
+        return await node if inspect.isawaitable(node) else node
 
 
 Query = merge_types(
@@ -59,9 +78,11 @@ def get_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(sort_schema=True),
+        config=StrawberryConfig(sort_schema=True, scalar_map=SCALAR_OVERRIDES),
         extensions=[
             ErrorPolicy,
+            RequestGuard,
+            lambda: AddValidationRules([SafeText]),
             QueryCostLimiter,
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

@@ -192,7 +192,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Send every order event of this mode to a URL (admin).")
     async def create_webhook_endpoint(
         self, info: Info, input: CreateWebhookEndpointInput
-    ) -> CreateWebhookEndpointPayload:
+    ) -> CreateWebhookEndpointPayload | None:
         principal = info.context.require_principal()
         outcome = await perform(
             info.context.db,
@@ -210,7 +210,7 @@ class WebhookMutations:
     @strawberry.mutation(description="Stop sending to an endpoint (admin).")
     async def disable_webhook_endpoint(
         self, info: Info, input: DisableWebhookEndpointInput
-    ) -> DisableWebhookEndpointPayload:
+    ) -> DisableWebhookEndpointPayload | None:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.WebhookEndpoint:

@@ -24,6 +24,7 @@ from app.events.outbox import record_event
 from app.events.webhooks import validate_webhook_url
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
+from app.text import check_json, clean_text
 from app.units import minor_from
 
 MAX_ORDER_GRAMS = 10**12  # one million tonnes in one order is a typo, not a purchase
@@ -176,13 +177,18 @@ def _validate_options(options: OrderOptions) -> None:
     key = options.idempotency_key
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
         raise InvalidInput("Idempotency key: 1-255 printable characters.", "idempotencyKey")
-    if options.description is not None and len(options.description) > MAX_DESCRIPTION:
-        raise InvalidInput(
-            f"Description must be at most {MAX_DESCRIPTION} characters.", "description"
+    if options.description is not None:
+        clean_text(
+            options.description,
+            "description",
+            max_length=MAX_DESCRIPTION,
+            required=False,
+            label="Description",
         )
     if options.metadata is not None:
         if not isinstance(options.metadata, dict):
             raise InvalidInput("Metadata must be a JSON object.", "metadata")
+        check_json(options.metadata, "metadata")
         if len(_canonical_json(options.metadata).encode()) > MAX_METADATA_BYTES:
             raise InvalidInput(
                 f"Metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.", "metadata"

@@ -122,7 +122,6 @@ async def test_upsert_product_needs_an_admin_key(gql: GraphQLClient) -> None:
         ({"lifetimeMonths": 0}, "INVALID_INPUT", "lifetimeMonths"),
         ({"weightKg": "0"}, "INVALID_INPUT", "weightKg"),
         ({"packaging": {"factorId": "nope", "massKg": "1"}}, "NOT_FOUND", "packaging.factorId"),
-        ({"shipping": {"mode": "TELEPORT", "distanceKm": "1"}}, "INVALID_INPUT", "shipping.mode"),
         ({"dailyUseHours": "25"}, "INVALID_INPUT", "dailyUseHours"),
         ({"gridCountry": "ZZ"}, "INVALID_INPUT", "gridCountry"),
     ],

@@ -107,11 +107,19 @@ async def test_other_content_types_are_415(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "Unable to parse request body as JSON"),
+        (b"{not json", "The body is not valid JSON"),
         (b"{}", "No GraphQL query found"),
         (b'{"query": 42}', "must be a string"),
         (b'{"query": "{ viewer { mode } }", "variables": [1]}', "variables"),
         (b'{"query": "{ viewer { mode } }", "operationName": "Missing"}', "Unknown operation"),
+        (b'"x"', "must be a JSON object"),
+        (b"123", "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"[]", "Batching is not enabled"),
+        (b'{"query": "{ viewer { mode } }", "x": NaN}', "The body is not valid JSON"),
+        (b'{"query": "\xff\xfe"}', "The body is not valid JSON"),
+        (b'{"query": "\\ud800"}', "The body is not valid JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "The body is not valid JSON"),
     ],
 )
 async def test_malformed_requests_are_400_with_a_json_error(

@@ -8,7 +8,7 @@ from tests.conftest import GraphQLClient, make_account, make_key
 from tests.offsets_fixtures import principal_for, stock_of_tonnes
 
 ESTIMATE = """mutation {
-  estimateGroundTransport(input: {distanceKm: "100.3", vehicleType: "PASSENGER_CAR_VAN_OR_SUV"}) {
+  estimateGroundTransport(input: {distanceKm: "100.3", vehicleType: PASSENGER_CAR_VAN_OR_SUV}) {
     estimate { id totalEmission { amount unit } }
     userErrors { code field message }
   }

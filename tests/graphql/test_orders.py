@@ -51,7 +51,7 @@ CANCEL = f"""mutation($input: CancelOrderInput!) {{
   cancelOrder(input: $input) {{ order {{ {ORDER_FIELDS} }} {USER_ERRORS} }} }}"""
 ORDER = f"query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
 ESTIMATE_RIDE = """mutation($km: Decimal!) {
-  estimateGroundTransport(input: {distanceKm: $km, vehicleType: "PASSENGER_CAR_VAN_OR_SUV"}) {
+  estimateGroundTransport(input: {distanceKm: $km, vehicleType: PASSENGER_CAR_VAN_OR_SUV}) {
     estimate { id totalEmission { amount unit } } userErrors { code field message } } }"""
 ONE_TONNE = {"amount": "1", "unit": "T"}
 

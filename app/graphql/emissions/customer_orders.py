@@ -22,7 +22,7 @@ from app.emissions.calculators import (
 from app.graphql.context import Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import connection, nodes_by_id, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, row_id_of
 from app.pagination import PageRequest
 
 EMISSION_UNIT = "kgCO2e"
@@ -250,8 +250,8 @@ class CustomerOrderQueries:
     @strawberry.field(description="One of your customer orders, or null.")
     async def customer_order(self, info: Info, id: strawberry.ID) -> CustomerOrder | None:
         info.context.require_principal()
-        order_id = parse_global_id(id, "CustomerOrder", "id")
-        row = await info.context.loaders.customer_order_by_id.load(order_id)
+        order_id = row_id_of(id, "CustomerOrder")
+        row = await info.context.loaders.customer_order_by_id.load(order_id) if order_id else None
         return CustomerOrder.from_row(row) if row else None
 
     @strawberry.field(description="Your customer orders, newest first.")
@@ -288,7 +288,7 @@ class CustomerOrderMutations:
     @strawberry.mutation(description="Compute and store a customer order's per-item emissions.")
     async def create_customer_order(
         self, info: Info, input: CreateCustomerOrderInput
-    ) -> CreateCustomerOrderPayload:
+    ) -> CreateCustomerOrderPayload | None:
         principal = info.context.require_principal()
         spec = service.CustomerOrderSpec(
             customer_id=input.customer_id,

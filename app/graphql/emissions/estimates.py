@@ -10,12 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from app.emissions import models, service
+from app.emissions import calculators, models, service
 from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
+from app.graphql.emissions.vocabulary import CabinClass, FreightMode, Fuel, VehicleType
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput
-from app.graphql.relay import connection, nodes_by_id, parse_global_id
+from app.graphql.relay import connection, nodes_by_id, row_id_of
 from app.pagination import PageRequest
 
 EstimateKind = strawberry.enum(models.EstimateKind, name="EstimateKind")
@@ -113,14 +114,9 @@ class EstimatePayload:
 @strawberry.input
 class EstimateGroundTransportInput:
     distance_km: Decimal
-    vehicle_type: str = strawberry.field(
-        description="PASSENGER_CAR_VAN_OR_SUV, SMALL_CAR, MEDIUM_CAR, LARGE_CAR, AVERAGE_CAR, "
-        "MOTORBIKE, TAXI, SMALL_BUS, SCHOOL_BUS, COACH_BUS, LOCAL_BUS, NATIONAL_RAIL, LIGHT_RAIL."
-    )
-    fuel: str | None = strawberry.field(
-        default=None,
-        description="Cars only: PETROL, DIESEL, HYBRID, PLUG_IN_HYBRID, BATTERY_ELECTRIC, "
-        "UNKNOWN (the default).",
+    vehicle_type: VehicleType  # type: ignore[valid-type]
+    fuel: Fuel | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Cars only; UNKNOWN (the average) when not given."
     )
     passengers: int = strawberry.field(
         default=1, description="Multiplies per passenger-km factors (bus, coach, rail) only."
@@ -136,10 +132,9 @@ class FlightLegInput:
 @strawberry.input
 class EstimateFlightInput:
     legs: list[FlightLegInput]
-    cabin_class: str = strawberry.field(
-        default="AVERAGE",
-        description="AVERAGE, ECONOMY, PREMIUM_ECONOMY, BUSINESS or FIRST (as DESNZ publishes "
-        "them for the leg's haul band).",
+    cabin_class: CabinClass = strawberry.field(  # type: ignore[valid-type]
+        default=calculators.CabinClass.AVERAGE,
+        description="As DESNZ publishes them for the leg's haul band.",
     )
     passengers: int = 1
     radiative_forcing: bool = strawberry.field(
@@ -149,7 +144,7 @@ class EstimateFlightInput:
 
 @strawberry.input
 class FreightLegInput:
-    mode: str = strawberry.field(description="ROAD, RAIL, SEA or AIR.")
+    mode: FreightMode  # type: ignore[valid-type]
     distance_km: Decimal
 
 
@@ -198,7 +193,8 @@ class EstimateQueries:
     @strawberry.field(description="One of your estimates, or null.")
     async def estimate(self, info: Info, id: strawberry.ID) -> Estimate | None:
         info.context.require_principal()
-        row = await info.context.loaders.estimate_by_id.load(parse_global_id(id, "Estimate", "id"))
+        estimate_id = row_id_of(id, "Estimate")
+        row = await info.context.loaders.estimate_by_id.load(estimate_id) if estimate_id else None
         return Estimate.from_row(row) if row else None
 
 
@@ -207,7 +203,7 @@ class EstimateMutations:
     @strawberry.mutation(description="A trip by road or rail: km x the vehicle's DESNZ factor.")
     async def estimate_ground_transport(
         self, info: Info, input: EstimateGroundTransportInput
-    ) -> EstimatePayload:
+    ) -> EstimatePayload | None:
         principal = info.context.require_principal()
 
         async def estimate(session: AsyncSession) -> models.Estimate:
@@ -223,7 +219,9 @@ class EstimateMutations:
         return await _estimate_payload(info, estimate)
 
     @strawberry.mutation(description="Flights between airports: great-circle km x 1.08 x factor.")
-    async def estimate_flight(self, info: Info, input: EstimateFlightInput) -> EstimatePayload:
+    async def estimate_flight(
+        self, info: Info, input: EstimateFlightInput
+    ) -> EstimatePayload | None:
         principal = info.context.require_principal()
 
         async def estimate(session: AsyncSession) -> models.Estimate:
@@ -239,7 +237,9 @@ class EstimateMutations:
         return await _estimate_payload(info, estimate)
 
     @strawberry.mutation(description="A shipment: tonnes x km x the mode's factor, per leg.")
-    async def estimate_freight(self, info: Info, input: EstimateFreightInput) -> EstimatePayload:
+    async def estimate_freight(
+        self, info: Info, input: EstimateFreightInput
+    ) -> EstimatePayload | None:
         principal = info.context.require_principal()
 
         async def estimate(session: AsyncSession) -> models.Estimate:
@@ -256,7 +256,7 @@ class EstimateMutations:
     @strawberry.mutation(description="Electricity drawn from a country's grid: kWh x intensity.")
     async def estimate_electricity(
         self, info: Info, input: EstimateElectricityInput
-    ) -> EstimatePayload:
+    ) -> EstimatePayload | None:
         principal = info.context.require_principal()
 
         async def estimate(session: AsyncSession) -> models.Estimate:

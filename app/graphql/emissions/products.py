@@ -12,6 +12,7 @@ from app.emissions import models
 from app.emissions import products as catalog
 from app.emissions.factors import UnknownFactorError, get_factor
 from app.graphql.context import Info
+from app.graphql.emissions.vocabulary import FreightMode
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass
 from app.graphql.relay import connection, nodes_by_id
@@ -27,7 +28,7 @@ class ProductPackaging:
 
 @strawberry.type
 class ProductShipping:
-    mode: str = strawberry.field(description="ROAD, RAIL, SEA or AIR.")
+    mode: FreightMode  # type: ignore[valid-type]
     distance_km: Decimal
 
 
@@ -70,7 +71,7 @@ class Product(relay.Node):
                 mass=Mass.from_grams(row.packaging_grams),
             ),
             shipping=ProductShipping(
-                mode=row.shipping_mode, distance_km=footprint.shipping_distance_km
+                mode=FreightMode(row.shipping_mode), distance_km=footprint.shipping_distance_km
             ),
             power_watts=footprint.power_watts,
             daily_use_hours=footprint.daily_use_hours,
@@ -102,7 +103,7 @@ class ProductPackagingInput:
 
 @strawberry.input
 class ProductShippingInput:
-    mode: str = strawberry.field(description="ROAD, RAIL, SEA or AIR.")
+    mode: FreightMode  # type: ignore[valid-type]
     distance_km: Decimal
 
 
@@ -162,7 +163,9 @@ class ProductQueries:
 @strawberry.type
 class ProductMutations:
     @strawberry.mutation(description="Create or replace a catalog product (admin keys only).")
-    async def upsert_product(self, info: Info, input: UpsertProductInput) -> UpsertProductPayload:
+    async def upsert_product(
+        self, info: Info, input: UpsertProductInput
+    ) -> UpsertProductPayload | None:
         principal = info.context.require_principal()
         spec = catalog.ProductSpec(
             product_id=input.product_id,
