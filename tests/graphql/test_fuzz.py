@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +55,7 @@ from tests.graphql.hostile import (
 )
 
 # Examples per test per database; two databases x two keys. CG_FUZZ_EXAMPLES overrides it.
-ADMIN_EXAMPLES = int(os.environ.get("CG_FUZZ_EXAMPLES", "300"))
+ADMIN_EXAMPLES = int(os.environ.get("CG_FUZZ_EXAMPLES", "1500"))
 PLAIN_EXAMPLES = max(1, ADMIN_EXAMPLES // 3)
 SLOW_REQUEST_SECONDS = 1.0
 
@@ -87,16 +87,29 @@ VOCABULARY = (
 )
 
 
-def _decimal_nodes() -> st.SearchStrategy[graphql.ValueNode]:
-    """Decimal literals: the hostile forms, plausible amounts, and big integers and floats."""
-    plausible = st.decimals(
-        min_value=Decimal("-1000"), max_value=Decimal("100000"), places=3, allow_nan=False
-    ).map(str)
+# Each custom scalar has a benign strategy (values a real client sends, so documents get past
+# the edge and reach the resolvers and the database) and a hostile one (issue 7's values). A
+# document is drawn either all benign, or with each value hostile one time in HOSTILE_ODDS: most
+# hostile documents then carry one or two hostile values among valid ones, which is what
+# reaches the code behind the first check.
+HOSTILE_ODDS = 2
+
+
+def _benign_decimals() -> st.SearchStrategy[graphql.ValueNode]:
+    amounts = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("5000"), places=3)
+    return st.one_of(
+        amounts.map(str).map(nodes.String),
+        st.integers(min_value=1, max_value=2_000).map(nodes.Int),
+        st.sampled_from(("1", "0.5", "12.50", "100", "1000")).map(nodes.String),
+    )
+
+
+def _hostile_decimals() -> st.SearchStrategy[graphql.ValueNode]:
     exponent_form = st.builds("{}e{}".format, st.integers(-9, 9), st.integers(-(10**6), 10**6))
     return st.one_of(
         st.sampled_from(HOSTILE_DECIMALS).map(nodes.String),
-        plausible.map(nodes.String),
         exponent_form.map(nodes.String),
+        st.decimals(allow_nan=False, allow_infinity=False).map(str).map(nodes.String),
         st.integers(min_value=-(2**70), max_value=2**70).map(nodes.Int),
         st.sampled_from(HUGE_INTEGERS).map(nodes.Int),
         st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
@@ -110,28 +123,65 @@ def _fixed_offsets() -> st.SearchStrategy[timezone]:
     )
 
 
-def _datetime_nodes() -> st.SearchStrategy[graphql.ValueNode]:
-    aware = st.datetimes(timezones=_fixed_offsets())
+def _iso(value: datetime | date | str) -> graphql.ValueNode:
+    return nodes.String(value if isinstance(value, str) else value.isoformat())
+
+
+def _benign_datetimes() -> st.SearchStrategy[graphql.ValueNode]:
+    return st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+    ).map(_iso)
+
+
+def _hostile_datetimes() -> st.SearchStrategy[graphql.ValueNode]:
     return st.one_of(
         st.sampled_from(HOSTILE_DATETIMES),
         st.datetimes(),  # naive
-        aware,
-        st.datetimes(
-            min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+        st.datetimes(timezones=_fixed_offsets()),  # any year, any offset
+    ).map(_iso)
+
+
+def _benign_dates() -> st.SearchStrategy[graphql.ValueNode]:
+    return st.dates(min_value=date(2024, 1, 1), max_value=date(2027, 12, 31)).map(_iso)
+
+
+def _hostile_dates() -> st.SearchStrategy[graphql.ValueNode]:
+    return st.one_of(st.sampled_from(HOSTILE_DATES), st.dates()).map(_iso)
+
+
+_JSON_NAMES = st.from_regex(r"\A[_A-Za-z][_0-9A-Za-z]{0,8}\Z")
+
+
+def _json_containers(
+    children: st.SearchStrategy[graphql.ValueNode],
+) -> st.SearchStrategy[graphql.ValueNode]:
+    fields = st.lists(st.tuples(_JSON_NAMES, children), max_size=4, unique_by=lambda kv: kv[0])
+    return st.one_of(
+        st.lists(children, max_size=4).map(nodes.List),
+        fields.map(
+            lambda pairs: nodes.Object(
+                [
+                    graphql.ObjectFieldNode(name=graphql.NameNode(value=key), value=value)
+                    for key, value in pairs
+                ]
+            )
         ),
-    ).map(lambda value: nodes.String(value if isinstance(value, str) else value.isoformat()))
+    )
 
 
-def _date_nodes() -> st.SearchStrategy[graphql.ValueNode]:
-    return st.one_of(st.sampled_from(HOSTILE_DATES), st.dates().map(str)).map(nodes.String)
-
-
-def _json_nodes() -> st.SearchStrategy[graphql.ValueNode]:
-    """JSON literals: any shape, with numbers beyond 64 bits and floats that overflow to inf."""
-    names = st.from_regex(r"\A[_A-Za-z][_0-9A-Za-z]{0,8}\Z")
+def _benign_json() -> st.SearchStrategy[graphql.ValueNode]:
     leaves = st.one_of(
         st.just(nodes.Null),
         st.booleans().map(nodes.Boolean),
+        st.integers(min_value=-(10**6), max_value=10**6).map(nodes.Int),
+        st.text(alphabet="abcdefghij0123", max_size=12).map(nodes.String),
+    )
+    return st.recursive(leaves, _json_containers, max_leaves=6)
+
+
+def _hostile_json() -> st.SearchStrategy[graphql.ValueNode]:
+    """Numbers beyond 64 bits, floats that overflow to inf, NUL, deep nesting, big values."""
+    leaves = st.one_of(
         st.integers().map(nodes.Int),
         st.sampled_from(HUGE_INTEGERS).map(nodes.Int),
         st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
@@ -139,27 +189,10 @@ def _json_nodes() -> st.SearchStrategy[graphql.ValueNode]:
             lambda text: graphql.FloatValueNode(value=text)
         ),
         st.text(max_size=40).map(nodes.String),
-        st.sampled_from(HOSTILE_TEXTS[:2]).map(nodes.String),
+        st.sampled_from(HOSTILE_TEXTS).map(nodes.String),
     )
-
-    def containers(
-        children: st.SearchStrategy[graphql.ValueNode],
-    ) -> st.SearchStrategy[graphql.ValueNode]:
-        fields = st.lists(st.tuples(names, children), max_size=5, unique_by=lambda kv: kv[0])
-        return st.one_of(
-            st.lists(children, max_size=5).map(nodes.List),
-            fields.map(
-                lambda pairs: nodes.Object(
-                    [
-                        graphql.ObjectFieldNode(name=graphql.NameNode(value=key), value=value)
-                        for key, value in pairs
-                    ]
-                )
-            ),
-        )
-
     deep = st.integers(10, 60).map(_deep_object_node)
-    return st.one_of(st.recursive(leaves, containers, max_leaves=20), deep)
+    return st.one_of(st.recursive(leaves, _json_containers, max_leaves=20), deep)
 
 
 def _deep_object_node(depth: int) -> graphql.ValueNode:
@@ -171,44 +204,106 @@ def _deep_object_node(depth: int) -> graphql.ValueNode:
     return value
 
 
-def _id_nodes(real_ids: list[str]) -> st.SearchStrategy[graphql.ValueNode]:
+def _benign_ids(real_ids: list[str]) -> st.SearchStrategy[graphql.ValueNode]:
+    return st.sampled_from(real_ids).map(nodes.String)
+
+
+def _hostile_ids() -> st.SearchStrategy[graphql.ValueNode]:
     return st.one_of(
-        st.sampled_from(real_ids).map(nodes.String),
         st.sampled_from(FOREIGN_IDS).map(nodes.String),
         st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int),
         st.text(max_size=60).map(nodes.String),
     )
 
 
-def _string_nodes() -> st.SearchStrategy[graphql.ValueNode]:
+def _benign_strings() -> st.SearchStrategy[graphql.ValueNode]:
+    return st.one_of(
+        st.sampled_from(VOCABULARY),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz -", min_size=1, max_size=20),
+    ).map(nodes.String)
+
+
+def _hostile_strings() -> st.SearchStrategy[graphql.ValueNode]:
     # No lone surrogates: in a document they are a syntax error before anything runs (the table
     # sends them as JSON variables, where they reach the resolvers).
     return st.one_of(
-        st.text(),  # hypothesis-graphql's own: any code point, NUL included
-        st.sampled_from(VOCABULARY),
+        st.text(),  # any code point, NUL included
         st.sampled_from(HOSTILE_TEXTS),
         st.sampled_from(HOSTILE_URLS),
     ).map(nodes.String)
 
 
+def _benign_ints() -> st.SearchStrategy[graphql.ValueNode]:
+    # Page sizes, passengers, months, vintages.
+    return st.one_of(st.integers(0, 50), st.integers(2000, 2030)).map(nodes.Int)
+
+
+def _hostile_ints() -> st.SearchStrategy[graphql.ValueNode]:
+    return st.integers(min_value=-(2**31), max_value=2**31 - 1).map(nodes.Int)
+
+
+def _scalars(real_ids: list[str], *, hostile: bool) -> dict[str, st.SearchStrategy[Any]]:
+    pairs = {
+        "Int": (_benign_ints(), _hostile_ints()),
+        "Decimal": (_benign_decimals(), _hostile_decimals()),
+        "DateTime": (_benign_datetimes(), _hostile_datetimes()),
+        "Date": (_benign_dates(), _hostile_dates()),
+        "JSON": (_benign_json(), _hostile_json()),
+        "ID": (_benign_ids(real_ids), _hostile_ids()),
+        "String": (_benign_strings(), _hostile_strings()),
+    }
+    if not hostile:
+        return {name: benign for name, (benign, _) in pairs.items()}
+    # one_of picks its branches evenly: HOSTILE_ODDS - 1 benign branches to one hostile one.
+    return {
+        name: st.one_of(*([benign] * (HOSTILE_ODDS - 1)), bad)
+        for name, (benign, bad) in pairs.items()
+    }
+
+
 def operations(real_ids: list[str]) -> st.SearchStrategy[str]:
     """One root field per document, spread evenly over every query and mutation field (a mutation
-    with one root field must commit all of itself or nothing)."""
-    scalars = {
-        "Decimal": _decimal_nodes(),
-        "DateTime": _datetime_nodes(),
-        "Date": _date_nodes(),
-        "JSON": _json_nodes(),
-        "ID": _id_nodes(real_ids),
-        "String": _string_nodes(),
-    }
-    per_field = [
-        gql_strategies.queries(SDL, fields=[name], custom_scalars=scalars) for name in QUERY_FIELDS
-    ] + [
-        gql_strategies.mutations(SDL, fields=[name], custom_scalars=scalars)
-        for name in MUTATION_FIELDS
-    ]
-    return st.one_of(per_field)
+    with one root field must commit all of itself or nothing); two documents in three carry
+    hostile values, and one in three pages with whatever arguments hypothesis-graphql drew."""
+    strategies: dict[tuple[str, bool, bool], st.SearchStrategy[str]] = {}
+    for hostile, forward_pages in ((False, True), (True, True), (True, False)):
+        scalars = _scalars(real_ids, hostile=hostile)
+        printer = _print_forward_pages if forward_pages else graphql.print_ast
+        for name in QUERY_FIELDS:
+            strategies[name, hostile, forward_pages] = gql_strategies.queries(
+                SDL, fields=[name], custom_scalars=scalars, print_ast=printer
+            )
+        for name in MUTATION_FIELDS:
+            strategies[name, hostile, forward_pages] = gql_strategies.mutations(
+                SDL, fields=[name], custom_scalars=scalars, print_ast=printer
+            )
+    # sampled_from, not one_of: one_of favours its first branches, and every field matters.
+    return st.sampled_from(sorted(strategies)).flatmap(strategies.__getitem__)
+
+
+PAGE_ARGUMENTS_BUT_FIRST = {"after", "before", "last"}
+
+
+class _ForwardPages(graphql.Visitor):
+    """hypothesis-graphql sends every argument, so most documents would fail on `first` with
+    `last` before anything else; these page the plain way, with `first` alone (the cursors it
+    would invent are never real ones anyway)."""
+
+    def enter_field(self, node: graphql.FieldNode, *_: object) -> graphql.FieldNode | None:
+        kept = [a for a in node.arguments or () if a.name.value not in PAGE_ARGUMENTS_BUT_FIRST]
+        if len(kept) == len(node.arguments or ()):
+            return None
+        return graphql.FieldNode(
+            alias=node.alias,
+            name=node.name,
+            arguments=tuple(kept),
+            directives=node.directives,
+            selection_set=node.selection_set,
+        )
+
+
+def _print_forward_pages(document: graphql.DocumentNode) -> str:
+    return graphql.print_ast(graphql.visit(document, _ForwardPages()))
 
 
 def _user_error_codes(value: Any) -> Iterator[str]:
@@ -236,6 +331,7 @@ class FuzzRun:
     statuses: Counter[int] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    clean: int = 0  # answered without any error: the request reached and passed everything
     slowest: float = 0.0
     wall: float = 0.0
 
@@ -243,7 +339,8 @@ class FuzzRun:
         lines = [
             f"fuzz {self.label}: budget {self.budget} examples, {self.requests} requests "
             f"in {self.wall:.1f} s, slowest {self.slowest * 1000:.0f} ms",
-            f"  status codes: {dict(sorted(self.statuses.items()))}",
+            f"  status codes: {dict(sorted(self.statuses.items()))}; "
+            f"{self.clean} answered without any error",
             f"  error codes: {dict(self.codes.most_common())}",
             f"  violations: {len(self.violations)}",
         ]
@@ -314,6 +411,8 @@ class Fuzzer:
             run.codes[code] += 1
         for code in user_codes:
             run.codes[f"userErrors:{code}"] += 1
+        if response.status_code == 200 and not errors and not user_codes:
+            run.clean += 1
         if "INTERNAL_ERROR" in codes or "INTERNAL_ERROR" in user_codes:
             problems.append("INTERNAL_ERROR")
         if (errors or user_codes) and before != after:
