@@ -1,4 +1,5 @@
-"""A process's background loops: fulfilment worker (optional), outbox relay, webhook sender."""
+"""A process's background loops: fulfilment worker (optional), outbox relay, webhook sender,
+and the live event feed its subscribers read (started by the first subscriber)."""
 
 import asyncio
 import contextlib
@@ -7,8 +8,11 @@ from collections.abc import AsyncIterator
 from app.config import Settings
 from app.db import Database
 from app.events.broker import Broker, create_broker
+from app.events.feed import EventFeed
 from app.events.relay import OutboxRelay
-from app.events.webhooks import WebhookDispatcher
+from app.events.webhooks.dispatcher import WebhookDispatcher
+from app.offsets import service as offsets
+from app.offsets.models import OffsetOrder
 from app.offsets.worker import FulfilmentWorker
 
 
@@ -21,6 +25,7 @@ class Background:
             allow_private=settings.allow_private_webhooks,
         )
         self.relay = OutboxRelay(db, self.broker, on_published=self.webhooks.wake)
+        self.feed: EventFeed[OffsetOrder] = EventFeed(db, self.broker, offsets.orders_of_changes)
         self.worker = (
             FulfilmentWorker(db, settings.secret_key.get_secret_value()) if run_worker else None
         )
@@ -50,6 +55,7 @@ class Background:
         finally:
             self.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.feed.close()
             await self.broker.close()
 
     async def run_until_stopped(self) -> None:

@@ -1,6 +1,7 @@
 """The `carbon-gateway` command line: serve, migrate, seed, manage accounts and keys."""
 
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -116,6 +117,13 @@ def serve(
     settings = Settings()
     if settings.uses_insecure_secret and not settings.is_sqlite and not settings.debug:
         raise fail("set CG_SECRET_KEY: the default secret is only for local SQLite development.")
+    if settings.trusted_documents is not None:
+        from app.graphql.persisted import ManifestError, TrustedDocuments
+
+        try:
+            TrustedDocuments.load(settings.trusted_documents)
+        except ManifestError as error:
+            raise fail(str(error)) from None
 
     async def prepare(db: Database, settings: Settings) -> list[str]:
         await _migrate(db, settings)
@@ -126,6 +134,8 @@ def serve(
     for line in lines:
         typer.echo(line)
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
+    from app.http_limits import PROTOCOL_PATH
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -134,6 +144,10 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        # Slow or endless requests are cut off: header and body deadlines, a header size cap
+        # (uvicorn has none of these for httptools), and uvicorn's own keep-alive timeout.
+        http=PROTOCOL_PATH,
+        timeout_keep_alive=settings.http_keep_alive_timeout,
     )
 
 
@@ -212,6 +226,11 @@ def worker() -> None:
         await _migrate(db, settings)
         # The worker's state changes are relayed from here too, so subscribers see them.
         background = Background(db, settings, run_worker=True)
+        if not background.broker.reaches_other_processes:
+            logging.getLogger(__name__).info(
+                "no CG_REDIS_URL: servers find this worker's events at their outbox poll "
+                "(within 0.2 s) instead of at once"
+            )
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, background.stop)

@@ -1,6 +1,7 @@
 """Process settings, read from the environment with the `CG_` prefix."""
 
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,16 +23,39 @@ class Settings(BaseSettings):
     debug: bool = False
     allow_private_webhooks: bool = False
     log_level: str = "INFO"
-    # Requests per second per API key (token bucket); 0 turns rate limiting off.
-    rate_limit_per_second: float = Field(default=20.0, ge=0)
-    rate_limit_burst: int = Field(default=100, ge=1)
+    # Each API key's leaky bucket of query-cost points (app/graphql/cost.py): restored at
+    # `rate_limit_per_second` points a second up to `rate_limit_burst`; a rate of 0 turns rate
+    # limiting off. Shopify's standard figures.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=1_000, ge=1)
     # Largest request body accepted on /graphql (a 10,000-item customer order is ~1.5 MB).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    # Largest calculated query cost (see app/graphql/cost.py).
-    max_query_cost: int = Field(default=5_000, ge=1)
+    # Largest calculated cost of one operation (see app/graphql/cost.py); with rate limits on,
+    # no more than the bucket holds either.
+    max_query_cost: int = Field(default=1_000, ge=1)
+    # graphql-transport-ws: the server pings each socket this often (0 turns pings off) and
+    # closes it with 4408 when no pong comes back within the timeout. The legacy protocol gets
+    # its one-way `ka` keep-alive at the same interval.
+    ws_ping_interval_seconds: float = Field(default=15.0, ge=0)
+    ws_pong_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often a process checks the keys of its open WebSockets (one statement for all of
+    # them) and closes those of revoked keys and suspended accounts with 4403.
+    ws_access_check_seconds: float = Field(default=2.0, gt=0)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None
+    # A trusted-documents manifest (app/graphql/persisted.py): only its operations run.
+    trusted_documents: Path | None = None
+    # Off: no introspection and no "Did you mean" suggestions in errors, so the schema
+    # cannot be read or rebuilt by a client (GraphiQL's docs pane stays empty).
+    introspection: bool = True
+    # How long a client may take to send a request (see app/http_limits.py): its headers,
+    # from the connection opening or the previous response; its body, from the headers.
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_body_timeout: float = Field(default=60.0, gt=0)
+    # An idle keep-alive connection is closed after this many seconds.
+    http_keep_alive_timeout: int = Field(default=5, ge=1)
 
     def public_link(self, request_base_url: str, path: str) -> str:
         """An absolute public URL: under CG_PUBLIC_URL if set, else the requesting host."""

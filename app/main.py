@@ -3,18 +3,21 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from app.accounts.rate_limits import create_rate_limiter
 from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
+from app.graphql.ide import ASSETS_PATH, BUNDLE_DIR, GraphiQLAssets, GraphiQLPage
+from app.graphql.persisted import create_persisted_operations
 from app.graphql.schema import get_schema
 from app.observability import Metrics, RequestContextMiddleware
 from app.public import CertificatePages
@@ -22,16 +25,32 @@ from app.public import CertificatePages
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    graphiql_bundle: Path = BUNDLE_DIR,
+) -> Starlette:
     """The whole service for one set of settings; pass `database` to share an engine (tests)."""
     settings = settings or Settings()
     db = database or Database.from_url(settings.database_url)
+    ide = GraphiQLPage(db, settings, graphiql_bundle)
+    if not ide.built:
+        log.warning("no GraphiQL bundle in %s: run `make graphiql`", graphiql_bundle)
     metrics = Metrics()
     background = Background(db, settings, run_worker=settings.run_worker)
     rate_limiter = create_rate_limiter(
         settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
     )
-    graphql = GraphQLEndpoint(get_schema(), db, settings, background, rate_limiter)
+    persisted = create_persisted_operations(settings.redis_url, settings.trusted_documents)
+    graphql = GraphQLEndpoint(
+        get_schema(),
+        db,
+        settings,
+        background,
+        rate_limiter,
+        persisted_operations=persisted,
+        ide=ide,
+    )
     certificates = CertificatePages(db, settings)
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -52,6 +71,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 yield
         finally:
             await rate_limiter.close()
+            await persisted.close()
             if database is None:
                 await db.dispose()
 
@@ -60,6 +80,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/graphql", graphql),
+            Mount(ASSETS_PATH, GraphiQLAssets(graphiql_bundle)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
@@ -72,6 +93,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.background = background
+    app.state.rate_limiter = rate_limiter
+    app.state.persisted_operations = persisted
     return app
 
 

@@ -96,6 +96,11 @@ class RequestContextMiddleware:
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            elif message["type"] == "websocket.accept":
+                status["code"] = 101
+            elif message["type"] == "websocket.close":
+                # A socket's outcome is its close code (4403, 4400, 4408…), logged beside 101.
+                status["close_code"] = message.get("code", 1000)
             await send(message)
 
         try:
@@ -106,10 +111,10 @@ class RequestContextMiddleware:
             if scope["type"] == "http":
                 self.metrics.requests.labels(scope["method"], path, str(status["code"])).inc()
                 self.metrics.latency.labels(scope["method"], path).observe(elapsed)
-            access_log.info(
-                "request",
-                extra=_access_fields(scope, status["code"], elapsed),
-            )
+            fields = _access_fields(scope, status["code"], elapsed)
+            if "close_code" in status:
+                fields["close_code"] = status["close_code"]
+            access_log.info("request", extra=fields)
             request_id_var.reset(token)
 
 

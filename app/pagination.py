@@ -53,14 +53,34 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+# Our cursors hold a row's creation time, so any real one falls within these years; a forged
+# one outside them would overflow PostgreSQL's timestamp range instead of being refused.
+_CURSOR_YEARS = range(2000, 9000)
+MAX_CURSOR_LENGTH = 200
+
+
 def decode_cursor(cursor: str, argument: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) inside a cursor we issued, or InvalidInput for anything else."""
+    malformed = InvalidInput("Malformed cursor.", argument)
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise malformed
     try:
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        moment, key = datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidInput("Malformed cursor.", argument) from error
-    if moment.utcoffset() is None:  # our cursors always carry UTC; a naive one was made up
-        raise InvalidInput("Malformed cursor.", argument)
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise malformed from None
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and all(isinstance(part, str) for part in decoded)
+    ):
+        raise malformed
+    try:
+        moment, key = datetime.fromisoformat(decoded[0]), uuid.UUID(decoded[1])
+    except ValueError:
+        raise malformed from None
+    # Ours always carry UTC; a naive or far-off one was made up.
+    if moment.utcoffset() is None or moment.year not in _CURSOR_YEARS:
+        raise malformed
     return moment, key
 
 

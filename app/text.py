@@ -79,18 +79,34 @@ def check_json(value: Any, field: str, depth: int = 0) -> None:
         raise InvalidInput("Not a JSON value.", field)
 
 
-def readable_json(value: Any) -> Any:
-    """Stored JSON as clients can read it, whatever older code let in: integers beyond the
-    safe range become strings (else every response that selects them fails to encode) and
-    non-finite numbers become null."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+def readable_text(value: str) -> str:
+    """Stored text as it can be sent: a lone surrogate (older code stored some) becomes U+FFFD,
+    where encoding the response would otherwise fail for the whole page."""
+    if text_problem(value) is None:
         return value
+    replaced = value.replace("\x00", "\ufffd")
+    return replaced.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def readable_json(value: Any, depth: int = 0) -> Any:
+    """Stored JSON as clients can read it, whatever older code let in: integers beyond the
+    safe range become strings (else every response that selects them fails to encode),
+    non-finite numbers become null, unencodable text is replaced, and nesting beyond what we
+    accept now is cut."""
+    if depth > MAX_JSON_DEPTH:
+        return None
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return readable_text(value)
     if isinstance(value, int):
         return value if abs(value) <= MAX_JSON_INTEGER else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list):
-        return [readable_json(item) for item in value]
+        return [readable_json(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {str(key): readable_json(item) for key, item in value.items()}
-    return str(value)
+        return {
+            readable_text(str(key)): readable_json(item, depth + 1) for key, item in value.items()
+        }
+    return readable_text(str(value))

@@ -20,7 +20,9 @@ GRAMS_PER_TONNE = 1_000_000
 # A decimal's text: at most this many characters, significant digits, and this exponent.
 # Real masses, values, distances and energies need far less; a billion tonnes is 1e15 g.
 MAX_DECIMAL_CHARACTERS = 64
-MAX_SIGNIFICANT_DIGITS = 34
+# 28: the default decimal context's precision, so every later step (scaling to grams or minor
+# units, comparing with a limit) is exact; with more digits it would round silently.
+MAX_SIGNIFICANT_DIGITS = 28
 MAX_ADJUSTED_EXPONENT = 40
 _DECIMAL_FORM = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,9})?")
 
@@ -35,18 +37,20 @@ GRAMS_PER_UNIT = {MassUnit.G: 1, MassUnit.KG: 1_000, MassUnit.T: GRAMS_PER_TONNE
 
 
 def parse_decimal(value: object, field: str | None = None) -> Decimal:
-    """A client's decimal (a string, or an integer or float from JSON variables), checked for
-    form, digits and exponent before anything computes with it; else InvalidInput."""
+    """A client's decimal, checked for form, digits and exponent before anything computes
+    with it; else InvalidInput. Send decimals as strings: a JSON integer is accepted, but a
+    JSON float is binary and may already have lost digits (1.0000000000000001 arrives as
+    1.0), so it is refused rather than silently rounded."""
     if isinstance(value, Decimal):
         text = str(value)
     elif isinstance(value, str):
-        text = value.strip()
+        text = value
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value) if abs(value) < 10**MAX_DECIMAL_CHARACTERS else "overflow"
-    elif isinstance(value, float):
-        text = repr(value)  # "1e+300", "inf" and "nan" are refused below like their strings
     else:
-        raise InvalidInput('Not a decimal number: send a string such as "12.5".', field)
+        raise InvalidInput(
+            'Send a decimal as a string, e.g. "12.5" (JSON floats lose digits).', field
+        )
     if len(text) > MAX_DECIMAL_CHARACTERS or not _DECIMAL_FORM.fullmatch(text):
         raise InvalidInput(
             "Not a decimal number: use digits with an optional sign, point and exponent "
@@ -109,6 +113,7 @@ POWER_WATTS = Limit("power", Decimal(10**6), 3, "W")
 DAILY_USE_HOURS = Limit("daily use", Decimal(24), 2, "hours")
 PERCENTAGE = Limit("weight", Decimal(100), 2, "%")
 MAX_PASSENGERS = 1_000
+MAX_LEGS = 50  # of a journey or a shipment
 MAX_MONTHS = 1_200  # tenures and product lifetimes: a century
 MAX_MONEY_MAJOR = Decimal(10**12)  # a trillion in any currency's major units
 

@@ -5,11 +5,15 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import redis
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from app.accounts import service as accounts
@@ -92,6 +96,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def redis_url() -> str:
+    """TEST_REDIS_URL (default the local Redis); tests using it keep their keys unique."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
+        print(f"\nskipping Redis tests: {error}")
+        pytest.skip(f"Redis at {url} is unreachable: {error}")
+    return url
+
+
+@pytest.fixture
 def settings(database_url: str) -> Settings:
     # Rate limits have their own tests; elsewhere they would only make tests wait.
     return Settings(
@@ -131,6 +149,23 @@ async def make_key(
         return await accounts.create_api_key(
             session, account.id, mode, name=f"{mode.value} key", is_admin=admin
         )
+
+
+@contextmanager
+def counting_statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements `db` runs inside the block, SQLite's explicit BEGINs left out so that
+    counts are the same on both databases."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        if not str(args[2]).startswith("BEGIN"):
+            statements.append(args[2])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 class GraphQLClient:

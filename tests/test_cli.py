@@ -1,6 +1,7 @@
 """The `carbon-gateway` command line against real databases."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -122,3 +123,14 @@ def test_serve_refuses_the_default_secret_outside_sqlite(monkeypatch: pytest.Mon
     code, _, err = invoke("serve")
     assert code == 1
     assert "CG_SECRET_KEY" in err
+
+
+def test_serve_refuses_a_trusted_documents_manifest_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"format": "apollo-persisted-query-manifest", "version": 2}')
+    monkeypatch.setenv("CG_TRUSTED_DOCUMENTS", str(manifest))
+    code, _, err = invoke("serve")
+    assert code == 1
+    assert "an Apollo manifest needs version 1" in err

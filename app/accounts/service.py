@@ -2,9 +2,10 @@
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, update
@@ -23,6 +24,9 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_NAME_LENGTH = 200
 # A key's last-used time is written at most this often, so that reads stay reads.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# Keys looked up per statement by `keys_losing_streams`, well under every driver's
+# bind-parameter limit.
+KEY_LOOKUP_CHUNK = 500
 
 
 class NotAuthenticated(Exception):
@@ -203,10 +207,15 @@ async def create_subaccount(
 
 
 def subaccounts_of(principal: Principal) -> SelectOfScalar[Subaccount]:
-    """The subaccounts a principal may see, for paging by the caller."""
-    return select(Subaccount).where(
+    """The subaccounts a principal may see, for paging by the caller: all of the account's in
+    its mode, or, for a request scoped to a subaccount, that one alone — a subaccount is a
+    customer of the account, and must not learn of its siblings."""
+    statement = select(Subaccount).where(
         Subaccount.account_id == principal.account_id, Subaccount.mode == principal.mode
     )
+    if principal.subaccount_id is not None:
+        statement = statement.where(Subaccount.id == principal.subaccount_id)
+    return statement
 
 
 async def subaccounts_by_ids(
@@ -264,6 +273,47 @@ async def authenticate(
     now = now or utcnow()
     stale = api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION
     return principal, stale
+
+
+class StreamRefusal(StrEnum):
+    """Why a key may no longer hold a live stream (an open WebSocket)."""
+
+    KEY_REVOKED = "The API key has been revoked."
+    ACCOUNT_SUSPENDED = "The account is suspended."
+
+
+def stream_refusal(principal: Principal) -> StreamRefusal | None:
+    """Whether a freshly authenticated principal may open a live stream."""
+    if principal.account.status is not AccountStatus.ACTIVE:
+        return StreamRefusal.ACCOUNT_SUSPENDED
+    return None
+
+
+async def keys_losing_streams(
+    session: AsyncSession, key_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, StreamRefusal]:
+    """Of these keys, those whose open streams must end: revoked (or gone), or of a suspended
+    account. One statement per KEY_LOOKUP_CHUNK keys, however many streams each key holds."""
+    refused: dict[uuid.UUID, StreamRefusal] = {}
+    ids = list(key_ids)
+    for start in range(0, len(ids), KEY_LOOKUP_CHUNK):
+        chunk = ids[start : start + KEY_LOOKUP_CHUNK]
+        rows = (
+            await session.exec(
+                select(ApiKey.id, ApiKey.revoked_at, Account.status)
+                .join(Account, col(Account.id) == col(ApiKey.account_id))
+                .where(col(ApiKey.id).in_(chunk))
+            )
+        ).all()
+        found = set()
+        for key_id, revoked_at, status in rows:
+            found.add(key_id)
+            if revoked_at is not None:
+                refused[key_id] = StreamRefusal.KEY_REVOKED
+            elif status is not AccountStatus.ACTIVE:
+                refused[key_id] = StreamRefusal.ACCOUNT_SUSPENDED
+        refused.update(dict.fromkeys(set(chunk) - found, StreamRefusal.KEY_REVOKED))
+    return refused
 
 
 async def record_key_use(session: AsyncSession, api_key_id: uuid.UUID) -> None:

@@ -26,6 +26,7 @@ from app.units import (
     EMBODIED_KG,
     ENERGY_KWH,
     FREIGHT_MASS_KG,
+    MAX_LEGS,
     MAX_MONTHS,
     MAX_PASSENGERS,
     POWER_WATTS,
@@ -368,8 +369,8 @@ def estimate_flight(
     """
     cabin = _parse_choice(CabinClass, cabin_class, "cabinClass")
     travellers = _positive_count(passengers, "passengers", MAX_PASSENGERS)
-    if not legs:
-        raise CalculationError("legs", "A flight needs at least one leg")
+    if not 0 < len(legs) <= MAX_LEGS:
+        raise CalculationError("legs", f"A flight has from 1 to {MAX_LEGS} legs")
 
     results: list[FlightLegResult] = []
     uses: list[FactorUse] = []
@@ -461,8 +462,8 @@ def estimate_freight(
     Leg distances are taken as travelled (no uplift). `radiative_forcing` affects air legs only.
     """
     mass = FREIGHT_MASS_KG.check(_decimal(mass_kg, "mass"), "mass")
-    if not legs:
-        raise CalculationError("legs", "A shipment needs at least one leg")
+    if not 0 < len(legs) <= MAX_LEGS:
+        raise CalculationError("legs", f"A shipment has from 1 to {MAX_LEGS} legs")
     uses = []
     for index, leg in enumerate(legs):
         mode = _parse_choice(FreightMode, leg.mode, f"legs.{index}.mode")

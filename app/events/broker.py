@@ -1,187 +1,124 @@
-"""Brokers fan published events out to subscribers: in-process by default, Redis across processes.
+"""Brokers are doorbells: they tell every process "events up to sequence N are published", in
+process by default, through Redis pub/sub across processes.
 
-Delivery is at least once and may skip under overload: a subscriber that falls behind is told
-(`lagged`) and re-reads what it missed from the outbox table, which is the source of truth.
+They carry no events. The outbox table is the source of truth: a process that hears the bell
+reads what is new from the table (app/events/feed.py), and one that misses it (no Redis, a
+dropped connection, another database's bell on a shared Redis) finds the same rows at its next
+poll. A ring is only ever a hint to look now.
 """
 
 import asyncio
 import contextlib
-import json
 import logging
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
-
-from app.accounts.models import Mode
-from app.events.models import Event
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
-QUEUE_SIZE = 1_000
-REDIS_CHANNEL = "carbon-gateway:events"
+REDIS_CHANNEL = "carbon-gateway:outbox"
+RECONNECT_SECONDS = 1.0
 
-
-@dataclass(frozen=True)
-class PublishedEvent:
-    sequence: int
-    type: str
-    account_id: uuid.UUID
-    mode: Mode
-    subaccount_id: uuid.UUID | None
-    order_id: uuid.UUID | None
-    previous_state: str | None
-    state: str | None
-    occurred_at: datetime
-
-    @classmethod
-    def from_row(cls, event: Event) -> "PublishedEvent":
-        assert event.sequence is not None
-        return cls(
-            sequence=event.sequence,
-            type=event.type,
-            account_id=event.account_id,
-            mode=event.mode,
-            subaccount_id=event.subaccount_id,
-            order_id=event.order_id,
-            previous_state=event.previous_state,
-            state=event.state,
-            occurred_at=event.occurred_at,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "sequence": self.sequence,
-                "type": self.type,
-                "account_id": str(self.account_id),
-                "mode": self.mode.value,
-                "subaccount_id": str(self.subaccount_id) if self.subaccount_id else None,
-                "order_id": str(self.order_id) if self.order_id else None,
-                "previous_state": self.previous_state,
-                "state": self.state,
-                "occurred_at": self.occurred_at.isoformat(),
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> "PublishedEvent":
-        data: dict[str, Any] = json.loads(raw)
-        return cls(
-            sequence=int(data["sequence"]),
-            type=data["type"],
-            account_id=uuid.UUID(data["account_id"]),
-            mode=Mode(data["mode"]),
-            subaccount_id=uuid.UUID(data["subaccount_id"]) if data["subaccount_id"] else None,
-            order_id=uuid.UUID(data["order_id"]) if data["order_id"] else None,
-            previous_state=data["previous_state"],
-            state=data["state"],
-            occurred_at=datetime.fromisoformat(data["occurred_at"]),
-        )
-
-
-class Subscription:
-    """What one subscriber receives; `lagged` is set when events were dropped for it."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[PublishedEvent] = asyncio.Queue(maxsize=QUEUE_SIZE)
-        self.lagged = False
-
-    def offer(self, event: PublishedEvent) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.lagged = True
-
-    async def next(self) -> PublishedEvent:
-        return await self.queue.get()
+# Called with the newest published sequence, or None when it is unknown (look anyway).
+Listener = Callable[[int | None], None]
 
 
 class Broker(Protocol):
-    async def publish(self, event: PublishedEvent) -> None: ...
+    async def ring(self, sequence: int) -> None:
+        """Events up to `sequence` are committed with their sequence: tell every listener."""
+        ...
 
-    def subscribe(self) -> contextlib.AbstractAsyncContextManager[Subscription]: ...
+    def listen(self, listener: Listener) -> None:
+        """Call `listener` on every ring, from any process this broker reaches."""
+        ...
+
+    # False when rings stay inside this process (listeners then rely on their poll).
+    reaches_other_processes: bool
 
     async def close(self) -> None: ...
 
 
 class MemoryBroker:
-    """Fan-out inside one process: enough for one server process (the embedded default)."""
+    """Rings inside one process. Another process (a separate worker) is not heard; its events
+    still arrive, at the listeners' next outbox poll."""
+
+    reaches_other_processes = False
 
     def __init__(self) -> None:
-        self._subscriptions: set[Subscription] = set()
+        self._listeners: list[Listener] = []
 
-    async def publish(self, event: PublishedEvent) -> None:
-        for subscription in list(self._subscriptions):
-            subscription.offer(event)
+    async def ring(self, sequence: int) -> None:
+        self.notify(sequence)
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        subscription = Subscription()
-        self._subscriptions.add(subscription)
-        try:
-            yield subscription
-        finally:
-            self._subscriptions.discard(subscription)
+    def notify(self, sequence: int | None) -> None:
+        for listener in self._listeners:
+            listener(sequence)
 
-    def mark_all_lagged(self) -> None:
-        for subscription in self._subscriptions:
-            subscription.lagged = True
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
 
     async def close(self) -> None:
-        self._subscriptions.clear()
+        self._listeners.clear()
 
 
 class RedisBroker:
-    """Redis pub/sub, so that subscribers on every server process see every event. One Redis
-    subscription per process feeds the local subscribers, whatever their number."""
+    """Redis pub/sub: one subscription per process, started by the first listener."""
 
-    def __init__(self, url: str) -> None:
+    reaches_other_processes = True
+
+    def __init__(self, url: str, channel: str = REDIS_CHANNEL) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
+        self._channel = channel
         self._local = MemoryBroker()
-        self._listener: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def publish(self, event: PublishedEvent) -> None:
-        await self._redis.publish(REDIS_CHANNEL, event.to_json())
+    async def ring(self, sequence: int) -> None:
+        try:
+            await self._redis.publish(self._channel, str(sequence))
+        except Exception:
+            # Nothing is lost: listeners find the events at their next poll.
+            log.warning("could not ring the Redis doorbell", exc_info=True)
+        self._local.notify(sequence)  # this process's listeners need no round trip
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        if self._listener is None or self._listener.done():
-            self._ready.clear()
-            self._listener = asyncio.create_task(self._listen())
-        await self._ready.wait()
-        async with self._local.subscribe() as subscription:
-            yield subscription
+    def listen(self, listener: Listener) -> None:
+        self._local.listen(listener)
+        if self._task is None:
+            self._task = asyncio.create_task(self._subscribe())
 
-    async def _listen(self) -> None:
+    async def _subscribe(self) -> None:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(REDIS_CHANNEL)
-                self._ready.set()
+                await pubsub.subscribe(self._channel)
+                self._local.notify(None)  # rings before this point were not heard
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await self._local.publish(PublishedEvent.from_json(message["data"]))
+                        self._local.notify(_sequence_of(message.get("data")))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Subscribers re-read the outbox when told they lagged; mark them all.
-                log.exception("redis event subscription failed; reconnecting")
-                self._local.mark_all_lagged()
-                await asyncio.sleep(1)
+                log.warning("Redis doorbell subscription failed; reconnecting", exc_info=True)
+                self._local.notify(None)
+                await asyncio.sleep(RECONNECT_SECONDS)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+                await self._task
+        await self._local.close()
         await self._redis.aclose()
+
+
+def _sequence_of(data: object) -> int | None:
+    """A ring's sequence; anything else on the channel (an older format) still means look."""
+    try:
+        return int(data)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 def create_broker(redis_url: str | None) -> Broker:

@@ -13,20 +13,22 @@ from app.db import UTCDateTime, enum_column_type, utcnow
 
 
 class Event(SQLModel, table=True):
-    """`sequence` orders events for replay (`afterSequence`); `published_at` is set by the relay
-    once the broker has it."""
+    """One state change. `position` is the order rows were written in, which is not the order
+    their transactions commit in; `sequence` is the public order, given by the relay when it
+    publishes the row (see app/events/relay.py) and null until then."""
 
     __table_args__ = (
-        Index("ix_event_order_sequence", "order_id", "sequence"),
+        Index("ix_event_order_position", "order_id", "position"),
         Index("ix_event_account_mode_sequence", "account_id", "mode", "sequence"),
-        Index("ix_event_unpublished", "published_at", "sequence"),
+        Index("ix_event_unpublished", "published_at", "position"),
     )
 
-    sequence: int | None = Field(
+    position: int | None = Field(
         default=None,
         # SQLite autoincrements only an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGINT.
         sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     )
+    sequence: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
     account_id: uuid.UUID = Field(foreign_key="account.id", ondelete="CASCADE")
     mode: Mode = Field(sa_type=enum_column_type(Mode))
@@ -41,7 +43,7 @@ class Event(SQLModel, table=True):
 
 
 class WebhookEndpoint(SQLModel, table=True):
-    """An account's URL told of every order state change in its mode (and subaccount)."""
+    """An account's URL told of the order state changes in its mode (and subaccount)."""
 
     __tablename__ = "webhook_endpoint"
     __table_args__ = (Index("ix_webhook_endpoint_account_mode", "account_id", "mode"),)
@@ -56,6 +58,8 @@ class WebhookEndpoint(SQLModel, table=True):
     description: str = Field(default="", max_length=200)
     # Standard Webhooks secret ("whsec_" + base64): kept to sign, shown once at creation.
     secret: str = Field(max_length=100)
+    # The event types sent here, e.g. ["order.fulfilled"]; null: every type, new ones too.
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -74,6 +78,8 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
         Index("ix_webhook_delivery_order", "order_id"),
         Index("ix_webhook_delivery_account_mode_created", "account_id", "mode", "created_at"),
+        # The last sequence queued to an endpoint, for each body's `previousSequence`.
+        Index("ix_webhook_delivery_endpoint_sequence", "endpoint_id", "event_sequence"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -1,43 +1,67 @@
-"""The outbox relay: publishes committed event rows to the broker, in sequence order.
+"""The outbox relay: gives committed event rows their public `sequence`, in one transaction at a
+time, then rings the broker.
 
-Publishing happens before the rows are marked, so a crash in between publishes them again:
-delivery is at least once, and subscribers drop sequences they have already seen. Webhook
-deliveries for each event are queued in the same transaction that marks it published.
+Why the relay numbers events rather than the writer: a number handed out when a row is written
+(an autoincrement) is not the order transactions commit in, so a reader that has seen 42 can
+later find 41 committed. Here sequences come from one place at a time — a transaction-scoped
+advisory lock on PostgreSQL, SQLite's single writer — and each relay transaction continues from
+the largest committed sequence. A relay transaction therefore starts only after the previous one
+committed, and the sequenced rows are always exactly 1..N with no holes: whoever reads "after
+N" gets every later event, and nothing numbered below what it has seen can appear later.
+Several relays (servers, workers) may run; they take turns.
+
+Webhook deliveries for each event are queued in the same transaction. The doorbell rings after
+the commit; if the process dies in between, listeners find the rows at their next poll.
 """
 
 from collections.abc import Callable
 
+from sqlalchemy import func
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import Database, utcnow
-from app.events.broker import Broker, PublishedEvent
+from app.events.broker import Broker
 from app.events.models import Event
-from app.events.webhooks import enqueue_for_events
+from app.events.webhooks.queue import enqueue_for_events
 from app.loops import PollingLoop
 
-BATCH_SIZE = 100
+BATCH_SIZE = 500
+# Any constant shared by every process; "cgevents" in ASCII.
+PUBLICATION_LOCK = 0x6367_6576_656E_7473
 
 
-async def relay_pending(db: Database, broker: Broker) -> int:
-    """Publish one batch of unpublished events; how many were published."""
+async def _take_publication_lock(session: AsyncSession) -> None:
+    """Wait until no other relay is numbering events. SQLite needs nothing: the transaction
+    began with BEGIN IMMEDIATE, so it is the only writer until it commits."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.exec(select(func.pg_advisory_xact_lock(PUBLICATION_LOCK)))
+
+
+async def relay_pending(db: Database, broker: Broker, batch_size: int = BATCH_SIZE) -> int:
+    """Publish one batch of committed, unpublished events; how many were published."""
     unpublished = select(Event).where(col(Event.published_at).is_(None))
-    # Look before locking, so an idle relay never takes SQLite's write lock.
+    # Look before locking, so an idle relay never takes a lock or SQLite's write lock.
     async with db.session() as session:
         if (await session.exec(unpublished.limit(1))).first() is None:
             return 0
     async with db.transaction() as session:
+        await _take_publication_lock(session)
+        # Read after the lock: under READ COMMITTED this statement sees the previous holder's
+        # commit, so numbering continues from its last sequence.
+        last = (await session.exec(select(func.max(Event.sequence)))).one() or 0
         events = (
-            await session.exec(
-                unpublished.order_by(col(Event.sequence))
-                .limit(BATCH_SIZE)
-                .with_for_update(skip_locked=True)
-            )
+            await session.exec(unpublished.order_by(col(Event.position)).limit(batch_size))
         ).all()
         now = utcnow()
-        for event in events:
-            await broker.publish(PublishedEvent.from_row(event))
+        for offset, event in enumerate(events, start=1):
+            event.sequence = last + offset
             event.published_at = now
+        await session.flush()
         await enqueue_for_events(session, events)
+    if events:
+        await broker.ring(last + len(events))
     return len(events)
 
 

@@ -6,12 +6,14 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
+from app.accounts.rate_limits import RateLimiter, ThrottleStatus
 from app.accounts.service import Principal
 from app.background import Background
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
+from app.graphql.persisted import PersistedOperations
 
 
 @dataclass
@@ -25,6 +27,13 @@ class Context:
     background: Background | None = None
     # Set by Strawberry from a WebSocket's connection_init payload.
     connection_params: dict[str, Any] | None = None
+    # The key's bucket of cost points (app/graphql/cost.py takes from it and refunds it) and
+    # its state after this request, which the HTTP layer turns into RateLimit headers.
+    rate_limiter: RateLimiter | None = None
+    rate_limit_key: str | None = None
+    throttle: ThrottleStatus | None = None
+    # APQ and trusted documents; the schema checks WebSocket operations against it too.
+    persisted_operations: PersistedOperations | None = None
 
     def signal_change(self) -> None:
         """Orders or stock changed: let this process's worker and relay look now."""

@@ -1,36 +1,62 @@
-"""Query cost, calculated before execution: reported in `extensions.cost`, enforced by a limit.
+"""Query cost in Shopify's dialect: requested before execution, actual after, charged to the key.
 
-Every field costs 1. A field that pages (it takes `first`/`last`) multiplies what is selected
-below it by the page size asked for (20 when not given). Other lists count once: their size
-is bounded by the data model (an order's allocations, a portfolio's bundles), and depth,
-alias and token limits bound the rest.
+The rule (README "Cost and rate limits" has the table):
+- a scalar or enum field costs 0, `__typename` included;
+- an object, interface or union field costs 1 plus what is selected below it;
+- a connection (a field taking `first`/`last`) costs 2, plus its page of items: the items of
+  its list fields (`edges`) times the page size asked for (`first`/`last`, 20 when not given).
+  The connection plumbing itself is free: an edge (a type with `cursor` and `node`) and
+  `PageInfo` cost 0 of their own, so `edges { node { … } }` costs what `node` costs;
+- any other list counts once: its size is bounded by the data model (an order's
+  allocations, a portfolio's bundles), and depth, alias and token limits bound the rest;
+- a root mutation field costs 10, its payload included, plus what is selected below it;
+- an operation costs at least 1, so no request is free.
+
+The actual cost applies the same rule to the response: a connection's page counts the items
+returned instead of the page size asked for, a list the largest of its items, and a field
+that is absent (skipped, or cut off by an error) costs nothing. It is never above the
+requested cost. Fields sharing a response key are merged by GraphQL and counted once.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
     GraphQLInterfaceType,
+    GraphQLList,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     get_named_type,
+    get_nullable_type,
     value_from_ast_untyped,
 )
 from strawberry.extensions import SchemaExtension
 
+from app.accounts.rate_limits import ThrottleStatus, retry_after_header
 from app.errors import ErrorCode
 from app.pagination import DEFAULT_PAGE_SIZE
 
 PAGING_ARGUMENTS = ("first", "last")
+OBJECT_COST = 1
+CONNECTION_COST = 2
+MUTATION_COST = 10
+MINIMUM_COST = 1
+META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
+
+# Stands for "no response to look at" (the requested cost) and for a key absent from one.
+_Missing = object()
 
 
 class CostCalculator:
@@ -44,9 +70,50 @@ class CostCalculator:
         self.fragments = fragments
         self.variables = variables
 
-    def of_operation(self, operation: OperationDefinitionNode) -> int:
+    def requested(self, operation: OperationDefinitionNode) -> int:
+        """The cost of the operation as asked, before anything runs."""
+        return max(MINIMUM_COST, self._operation_cost(operation, _Missing))
+
+    def actual(self, operation: OperationDefinitionNode, data: dict[str, Any] | None) -> int:
+        """The cost of what was resolved, from the response's data; at most the requested."""
+        actual = self._operation_cost(operation, data if data is not None else {})
+        return max(MINIMUM_COST, min(actual, self.requested(operation)))
+
+    def _operation_cost(self, operation: OperationDefinitionNode, data: Any) -> int:
         root = self.schema.get_root_type(operation.operation)
-        return self._selection_cost(operation.selection_set, root, frozenset()) if root else 0
+        if root is None:
+            return 0
+        if operation.operation is not OperationType.MUTATION:
+            return self._selection_cost([operation.selection_set], root, data)
+        total = 0
+        for key, fields in self._merged_fields([operation.selection_set], root).items():
+            value = _field_value(data, key)
+            if value is not _Missing or data is _Missing:
+                definition, selections = self._merged_field(fields)
+                if definition is not None:
+                    child = get_named_type(definition.type)
+                    total += MUTATION_COST + self._children_cost(selections, child, value)
+        return total
+
+    def _merged_fields(
+        self, selection_sets: list[SelectionSetNode], parent: GraphQLNamedType
+    ) -> dict[str, list[tuple[FieldNode, GraphQLNamedType]]]:
+        """The fields of one level by response key: GraphQL merges those sharing a key."""
+        merged: dict[str, list[tuple[FieldNode, GraphQLNamedType]]] = {}
+        for selection_set in selection_sets:
+            for field, owner in self._fields(selection_set, parent, frozenset()):
+                key = field.alias.value if field.alias else field.name.value
+                merged.setdefault(key, []).append((field, owner))
+        return merged
+
+    def _merged_field(
+        self, fields: list[tuple[FieldNode, GraphQLNamedType]]
+    ) -> tuple[GraphQLField | None, list[SelectionSetNode]]:
+        definition = next(
+            (d for d in (self._definition(f, owner) for f, owner in fields) if d is not None),
+            None,
+        )
+        return definition, [f.selection_set for f, _ in fields if f.selection_set is not None]
 
     def _fields(
         self,
@@ -73,81 +140,173 @@ class CostCalculator:
                 yield from self._fields(fragment.selection_set, condition or parent, seen | {name})
 
     def _selection_cost(
-        self, selection_set: SelectionSetNode, parent: GraphQLNamedType, seen: frozenset[str]
+        self,
+        selection_sets: list[SelectionSetNode],
+        parent: GraphQLNamedType,
+        data: Any,
+        page: int | None = None,
     ) -> int:
+        """`page` is set for the fields of a connection: its lists are the page of items."""
         total = 0
-        for field, owner in self._fields(selection_set, parent, seen):
-            total += self._field_cost(field, owner, seen)
+        for key, fields in self._merged_fields(selection_sets, parent).items():
+            value = _field_value(data, key)
+            if value is _Missing and data is not _Missing:
+                continue  # not in the response: skipped, or cut off by an error
+            total += self._field_cost(fields, value, page)
         return total
 
-    def _field_cost(self, field: FieldNode, owner: GraphQLNamedType, seen: frozenset[str]) -> int:
-        if field.name.value.startswith("__") or not isinstance(
-            owner, GraphQLObjectType | GraphQLInterfaceType
-        ):
-            return 1
-        definition = owner.fields.get(field.name.value)
-        if definition is None or field.selection_set is None:
-            return 1
+    def _field_cost(
+        self, fields: list[tuple[FieldNode, GraphQLNamedType]], value: Any, page: int | None
+    ) -> int:
+        definition, selections = self._merged_field(fields)
+        if definition is None or not selections:
+            return 0  # scalars, enums, __typename
         child = get_named_type(definition.type)
-        below = self._selection_cost(field.selection_set, child, seen)
         if any(name in definition.args for name in PAGING_ARGUMENTS):
-            below *= self._page_size(field)
-        return 1 + below
+            size = max(self._page_size(field) for field, _ in fields)
+            return CONNECTION_COST + self._children_cost(selections, child, value, page=size)
+        own = 0 if self._is_plumbing(child) else OBJECT_COST
+        if not isinstance(get_nullable_type(definition.type), GraphQLList):
+            return own + self._children_cost(selections, child, value)
+        if value is _Missing:
+            return own + (page or 1) * self._children_cost(selections, child, _Missing)
+        items = value if isinstance(value, list) else []
+        costs = [self._children_cost(selections, child, item) for item in items]
+        # A connection's page adds up its items; any other list counts its largest item.
+        return own + (sum(costs) if page is not None else max(costs, default=0))
+
+    def _children_cost(
+        self,
+        selections: list[SelectionSetNode],
+        child: GraphQLNamedType,
+        value: Any,
+        page: int | None = None,
+    ) -> int:
+        if value is None:
+            return 0  # resolved to null: nothing below it ran
+        return self._selection_cost(selections, child, value, page)
+
+    def _definition(self, field: FieldNode, owner: GraphQLNamedType) -> GraphQLField | None:
+        name = field.name.value
+        if name in META_FIELDS:
+            return META_FIELDS[name]
+        if isinstance(owner, GraphQLObjectType | GraphQLInterfaceType):
+            return owner.fields.get(name)
+        return None  # __typename, or a field of an unknown type (validation reports it)
+
+    @staticmethod
+    def _is_plumbing(named: GraphQLNamedType) -> bool:
+        """A connection's edges and page info: wrappers around the items, free in themselves."""
+        if named.name == "PageInfo":
+            return True
+        return (
+            isinstance(named, GraphQLObjectType)
+            and "cursor" in named.fields
+            and "node" in named.fields
+        )
 
     def _page_size(self, field: FieldNode) -> int:
+        sizes = []
         for argument in field.arguments or ():
             if argument.name.value in PAGING_ARGUMENTS:
                 value = value_from_ast_untyped(argument.value, self.variables)
                 if isinstance(value, int) and value >= 0:
-                    return value
-        return DEFAULT_PAGE_SIZE
+                    sizes.append(value)
+        return max(sizes) if sizes else DEFAULT_PAGE_SIZE
+
+
+def _field_value(data: Any, key: str) -> Any:
+    if data is _Missing:
+        return _Missing
+    if isinstance(data, dict):
+        return data.get(key, _Missing)
+    return _Missing
 
 
 class QueryCostLimiter(SchemaExtension):
-    """Refuses operations above `settings.max_query_cost` with QUERY_TOO_COMPLEX, and reports
-    `extensions.cost = {requested, maximum}` on every response."""
+    """Calculates the requested cost before execution and refuses what is too costly
+    (QUERY_TOO_COMPLEX) or more than the key's bucket holds now (RATE_LIMITED); after execution
+    refunds what was not used. Reports `extensions.cost` in Shopify's shape on every response
+    that got as far as execution. Subscriptions are charged once, when they start."""
 
-    cost: int | None = None
-    maximum: int | None = None
+    requested: int | None = None
+    actual: int | None = None
+    throttle: ThrottleStatus | None = None
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        settings = getattr(context.context, "settings", None)
-        if document is not None and settings is not None:
-            fragments = {
-                d.name.value: d
-                for d in document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            chosen = [
-                op
-                for op in operations
-                if context.operation_name is None
-                or (op.name is not None and op.name.value == context.operation_name)
-            ]
-            if chosen:
-                # Strawberry keeps graphql-core's schema, which has the argument definitions.
-                calculator = CostCalculator(
-                    context.schema._schema, fragments, context.variables or {}
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        settings = getattr(context, "settings", None)
+        operation = _chosen_operation(execution.graphql_document, execution.operation_name)
+        if operation is None or settings is None:
+            yield
+            return
+        fragments = {
+            d.name.value: d
+            for d in execution.graphql_document.definitions  # type: ignore[union-attr]
+            if isinstance(d, FragmentDefinitionNode)
+        }
+        # Strawberry keeps graphql-core's schema, which has the argument definitions.
+        calculator = CostCalculator(execution.schema._schema, fragments, execution.variables or {})
+        self.requested = calculator.requested(operation)
+        maximum = settings.max_query_cost
+        if settings.rate_limit_per_second > 0:
+            maximum = min(maximum, settings.rate_limit_burst)  # more could never be paid
+        if self.requested > maximum:
+            raise GraphQLError(
+                f"Query cost {self.requested} exceeds the maximum of {maximum}; "
+                "ask for smaller pages or fewer fields.",
+                extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value},
+            )
+        limiter = getattr(context, "rate_limiter", None)
+        key = getattr(context, "rate_limit_key", None)
+        if limiter is not None and key is not None:
+            self.throttle = await limiter.take(key, self.requested)
+            context.throttle = self.throttle
+            if self.throttle is not None and self.throttle.refused:
+                raise GraphQLError(
+                    f"Throttled: this query costs {self.requested} points and the key's bucket "
+                    f"holds {int(self.throttle.currently_available)}; retry after "
+                    f"{retry_after_header(self.throttle.retry_after)} s.",
+                    extensions={"code": ErrorCode.RATE_LIMITED.value},
                 )
-                self.cost = calculator.of_operation(chosen[0])
-                self.maximum = settings.max_query_cost
-                if self.cost > self.maximum:
-                    context.result = GraphQLExecutionResult(
-                        data=None,
-                        errors=[
-                            GraphQLError(
-                                f"Query cost {self.cost} exceeds the maximum of "
-                                f"{self.maximum}; ask for smaller pages or fewer fields.",
-                                extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value},
-                            )
-                        ],
-                    )
         yield
+        if operation.operation is OperationType.SUBSCRIPTION:
+            self.actual = self.requested  # events are pushed, not asked for: nothing to refund
+            return
+        result = execution.result
+        self.actual = calculator.actual(operation, getattr(result, "data", None))
+        if limiter is not None and key is not None and self.requested > self.actual:
+            refunded = await limiter.refund(key, self.requested - self.actual)
+            if refunded is not None:
+                self.throttle = context.throttle = refunded
 
     def get_results(self) -> dict[str, Any]:
-        if self.cost is None:
+        if self.requested is None:
             return {}
-        return {"cost": {"requested": self.cost, "maximum": self.maximum}}
+        throttle = self.throttle
+        return {
+            "cost": {
+                "requestedQueryCost": self.requested,
+                "actualQueryCost": self.actual,
+                "throttleStatus": None
+                if throttle is None
+                else {
+                    "maximumAvailable": float(throttle.maximum_available),
+                    "currentlyAvailable": int(throttle.currently_available),
+                    "restoreRate": float(throttle.restore_rate),
+                },
+            }
+        }
+
+
+def _chosen_operation(document: Any, operation_name: str | None) -> OperationDefinitionNode | None:
+    if document is None:
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None
+            or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition
+    return None

@@ -1,78 +1,71 @@
-"""Live events in the graph: the `orderStatusChanged` subscription."""
+"""Live events in the graph: the `orderStatusChanged` subscription, a thin skin over the
+process's event feed (app/events/feed.py), which holds the delivery guarantee.
 
-import uuid
-from collections.abc import AsyncGenerator, Sequence
+Fan-out cost: an event is mapped to `OrderStatusChange` once per process, and executed once per
+group of subscribers that sent the same document and variables in the same scope
+(`SharedEventExecution`); each subscriber then only encodes and sends the shared result.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator, Hashable
 from datetime import datetime
+from typing import Any
 
+import orjson
 import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from app.accounts.service import Principal, can_see
-from app.events import service as events
-from app.events.broker import PublishedEvent
-from app.events.models import Event
+from app.events.feed import Delivery
 from app.graphql.context import Info
-from app.graphql.dataloaders import create_dataloaders
-from app.graphql.offsets import Order, OrderState
+from app.graphql.offsets import Order, OrderState, order_state
 from app.graphql.relay import parse_global_id
 from app.offsets import models as order_models
-from app.offsets import service as offsets
+from app.offsets.models import OffsetOrder
+
+MEMO_KEY = "graphql.OrderStatusChange"
 
 
 @strawberry.type
 class OrderStatusChange:
     sequence: int = strawberry.field(
-        description="Increases with every event; pass the last one seen as `afterSequence`."
+        description="Strictly increasing across your events, without repeats; pass the last "
+        "one you saw as `afterSequence` to resume exactly where you left off."
     )
     order: Order = strawberry.field(description="The order as it is now.")
     previous_state: OrderState | None  # type: ignore[valid-type]
     state: OrderState  # type: ignore[valid-type]
     occurred_at: datetime
+    # Execution results of this event, by what was asked and who asked (see below).
+    executions: strawberry.Private[dict[Hashable, Any]] = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def of(cls, delivery: Delivery[OffsetOrder]) -> "OrderStatusChange":
+        """The one instance for this delivery in this process."""
+        view = delivery.memo.get(MEMO_KEY)
+        if view is None:
+            view = delivery.memo[MEMO_KEY] = cls.from_delivery(delivery)
+        assert isinstance(view, cls)
+        return view
 
-async def _changes(
-    info: Info, principal: Principal, items: Sequence[Event | PublishedEvent]
-) -> list[OrderStatusChange]:
-    order_ids = list({item.order_id for item in items if item.order_id is not None})
-    async with info.context.db.session() as session:
-        orders = {
-            order.id: order for order in await offsets.orders_by_ids(session, principal, order_ids)
-        }
-    # On a WebSocket the context lives as long as the socket: give each event fresh loaders,
-    # so nested fields never come from a cache filled by an earlier event.
-    info.context.loaders = create_dataloaders(info.context.db, principal)
-    return [
-        OrderStatusChange(
-            sequence=item.sequence or 0,
-            order=Order.from_row(orders[item.order_id]),
-            previous_state=order_models.OrderState(item.previous_state)
-            if item.previous_state
-            else None,
-            state=order_models.OrderState(item.state),
-            occurred_at=item.occurred_at,
+    @classmethod
+    def from_delivery(cls, delivery: Delivery[OffsetOrder]) -> "OrderStatusChange":
+        change = delivery.change
+        return cls(
+            sequence=delivery.sequence,
+            order=Order.from_row(delivery.order),
+            previous_state=order_state(change.previous_state),
+            state=order_models.OrderState(change.state),
+            occurred_at=change.occurred_at,
         )
-        for item in items
-        if item.order_id in orders and item.state
-    ]
-
-
-async def _replay(
-    info: Info, principal: Principal, order_id: uuid.UUID | None, after: int
-) -> AsyncGenerator[OrderStatusChange, None]:
-    while True:
-        async with info.context.db.session() as session:
-            batch = await events.order_events_after(session, principal, after, order_id)
-        if not batch:
-            return
-        for change in await _changes(info, principal, batch):
-            yield change
-        after = batch[-1].sequence or after
 
 
 @strawberry.type
 class EventSubscriptions:
     @strawberry.subscription(
-        description="Order state changes of your account, mode and subaccount, as they happen. "
-        "With `afterSequence`, first replays what came after it."
+        description="Order state changes of your account, mode and subaccount, each exactly "
+        "once and in strictly increasing `sequence`. With `afterSequence`, first replays every "
+        "change after it, then continues live with no gap and no repeat."
     )
     async def order_status_changed(
         self,
@@ -85,29 +78,74 @@ class EventSubscriptions:
         if background is None:
             raise RuntimeError("subscriptions need the app's background services")
         wanted = parse_global_id(order_id, "Order", "orderId") if order_id else None
-        last = after_sequence
-        # Subscribe before replaying, so nothing published meanwhile falls between the two.
-        async with background.broker.subscribe() as live:
-            if last is not None:
-                async for change in _replay(info, principal, wanted, last):
-                    last = change.sequence
-                    yield change
-            while True:
-                event = await live.next()
-                if live.lagged:
-                    live.lagged = False
-                    async for change in _replay(
-                        info, principal, wanted, last if last is not None else event.sequence - 1
-                    ):
-                        last = change.sequence
-                        yield change
-                    continue
-                if last is not None and event.sequence <= last:
-                    continue
-                if not can_see(principal, event.account_id, event.mode, event.subaccount_id):
-                    continue
-                if event.order_id is None or (wanted is not None and event.order_id != wanted):
-                    continue
-                for change in await _changes(info, principal, [event]):
-                    last = change.sequence
-                    yield change
+        async with background.feed.subscribe(principal, wanted, after_sequence) as subscriber:
+            async for delivery in subscriber.deliveries():
+                yield OrderStatusChange.of(delivery)
+
+
+class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
+    """Executes an `OrderStatusChange` event once for every subscriber of this process that
+    sent the same operation with the same variables and acts in the same scope, and hands all
+    of them that one result. Everything a result depends on is in the key: the document text,
+    operation name, variables, the principal's account, mode, subaccount and role, and the
+    public base URL (certificate links)."""
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A subscriber whose group already has this event's result skips even the copy of
+        # the executor that graphql-core makes per event.
+        if isinstance(payload, OrderStatusChange):
+            key = self._sharing_key()
+            if key is not None and (shared := payload.executions.get(key)) is not None:
+                return _AlreadyExecuted(shared)
+        return super().build_per_event_executor(payload)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        root = self.root_value
+        key = self._sharing_key() if isinstance(root, OrderStatusChange) else None
+        if key is None:
+            return super().execute_operation(serially)
+        assert isinstance(root, OrderStatusChange)
+        shared = root.executions.get(key)
+        if shared is None:
+            # The socket's context outlives each event: nested fields must not come from
+            # loaders that cached an earlier state of the order.
+            self.context_value.loaders.forget()
+            shared = super().execute_operation(serially)
+            if self.is_awaitable(shared):
+                # A task, not a coroutine: every subscriber of the group awaits the same run.
+                shared = asyncio.ensure_future(shared)
+            root.executions[key] = shared
+        return shared
+
+    def _sharing_key(self) -> Hashable | None:
+        """Computed once per subscription; per-event copies of the executor inherit it."""
+        if not hasattr(self, "_shared_key"):
+            self._shared_key = self._compute_sharing_key()
+        return self._shared_key
+
+    def _compute_sharing_key(self) -> Hashable | None:
+        context = self.context_value
+        principal = getattr(context, "principal", None)
+        location = self.operation.loc
+        if principal is None or location is None:
+            return None
+        return (
+            location.source.body,
+            self.operation.name.value if self.operation.name else None,
+            orjson.dumps(self.variable_values, option=orjson.OPT_SORT_KEYS, default=str),
+            principal.account_id,
+            principal.mode,
+            principal.subaccount_id,
+            principal.is_admin,
+            context.public_url(""),
+        )
+
+
+class _AlreadyExecuted:
+    """Stands in for graphql-core's per-event executor when the result already exists."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self.result

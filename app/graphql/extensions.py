@@ -4,11 +4,23 @@ checks every request passes before it runs."""
 import logging
 import re
 from collections.abc import Iterator
+from typing import cast
 
-from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import OperationDefinitionNode, StringValueNode, ValidationRule
+from graphql import (
+    DocumentNode,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    ValidationRule,
+    type_from_ast,
+)
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from starlette.websockets import WebSocket
+from strawberry.extensions import SchemaExtension
 
 from app.errors import DomainError, ErrorCode
 from app.text import text_problem
@@ -37,74 +49,103 @@ def _variable_path(message: str) -> str | None:
     return re.sub(r"\[(\d+)\]", r".\1", match.group(1)).lstrip(".")
 
 
+MAX_MESSAGE_LENGTH = 300  # graphql-core quotes the offending literal; a 5,000-digit one is noise
+
+
 def _is_unexpected(error: GraphQLError) -> bool:
-    # Parse, validation and coercion errors are the client's; only other exceptions are bugs.
+    """A bug of ours: an exception in a resolver or extension. Parse, validation and coercion
+    errors are the client's, even when a library raised them (an Int literal of 5,000 digits
+    makes graphql-core's int() refuse it): those are tied to the document, outside a path."""
     original = _cause(error)
-    return original is not None and not isinstance(original, (DomainError, GraphQLError))
+    if original is None or isinstance(original, (DomainError, GraphQLError)):
+        return False
+    return error.path is not None or not error.nodes
 
 
-class ErrorPolicy(MaskErrors):
-    """Domain errors get `extensions.code`; unexpected ones are logged with their traceback and,
-    unless debugging, replaced by a bland message so internals never reach clients."""
-
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=_is_unexpected, error_message="Internal server error.")
-
-    @property
-    def debug(self) -> bool:
-        context = self.execution_context.context
-        settings = getattr(context, "settings", None)
-        return bool(settings and settings.debug)
-
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed: list[GraphQLError] = []
-        for error in errors:
-            original = _cause(error)
-            if isinstance(original, DomainError):
-                extensions = {**(error.extensions or {}), "code": original.code.value}
-                field = original.field or _variable_path(error.message)
-                if field:
-                    extensions["field"] = field
-                error.extensions = extensions
-                processed.append(error)
-            elif _is_unexpected(error):
-                log.error("unexpected error in %s", error.path, exc_info=original)
-                if self.debug:
-                    error.extensions = {
-                        **(error.extensions or {}),
-                        "code": ErrorCode.INTERNAL_ERROR.value,
-                    }
-                    processed.append(error)
-                else:
-                    masked = self.anonymise_error(error)
-                    masked.extensions = {"code": ErrorCode.INTERNAL_ERROR.value}
-                    processed.append(masked)
-            else:
-                # The request itself is wrong (syntax, unknown field, wrong variable type).
-                if not (error.extensions or {}).get("code"):
-                    extensions = {**(error.extensions or {}), "code": ErrorCode.BAD_REQUEST.value}
-                    field = _variable_path(error.message)
-                    if field:
-                        extensions["field"] = field
-                    error.extensions = extensions
-                processed.append(error)
-        return processed
+def debug_enabled(context: object) -> bool:
+    settings = getattr(context, "settings", None)
+    return bool(settings and settings.debug)
 
 
-def _unsafe_text(value: object) -> str | None:
-    """The first problem with any string (or object key) inside a variable value."""
-    if isinstance(value, str):
-        return text_problem(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = _unsafe_text(key) or _unsafe_text(item)
+def classify(error: GraphQLError, *, debug: bool) -> GraphQLError:
+    """The error as clients see it, always with `extensions.code`: a domain error's own code
+    and field; INTERNAL_ERROR, logged and masked unless debugging, for a bug; BAD_REQUEST for
+    a malformed request (syntax, unknown field, wrong variable type). Idempotent."""
+    original = _cause(error)
+    extensions = dict(error.extensions or {})
+    if len(error.message) > MAX_MESSAGE_LENGTH:
+        error.message = error.message[:MAX_MESSAGE_LENGTH] + "…"
+    if isinstance(original, DomainError):
+        extensions["code"] = original.code.value
+        field = original.field or _variable_path(error.message)
+        if field:
+            extensions["field"] = field
+    elif _is_unexpected(error):
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        if not debug:
+            masked = GraphQLError(
+                "Internal server error.",
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={"code": ErrorCode.INTERNAL_ERROR.value},
+            )
+            return masked
+        extensions["code"] = ErrorCode.INTERNAL_ERROR.value
+    elif not extensions.get("code"):
+        if original is not None and not isinstance(original, GraphQLError):
+            # A library refused a literal (int() of 5,000 digits): say so without its internals.
+            error.message = "A literal its type cannot represent, e.g. an Int beyond 32 bits."
+        extensions["code"] = ErrorCode.BAD_REQUEST.value
+        field = _variable_path(error.message)
+        if field:
+            extensions["field"] = field
+    error.extensions = extensions
+    return error
+
+
+class ErrorPolicy(SchemaExtension):
+    """Every error of an executed operation classified (see `classify`) before it leaves.
+    Errors raised before execution (syntax, limits) are classified by the schema itself
+    (app.graphql.schema.GatewaySchema.process_errors), as they skip extensions."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            debug = debug_enabled(self.execution_context.context)
+            result.errors = [classify(error, debug=debug) for error in errors]  # type: ignore[union-attr]
+
+
+MAX_VARIABLE_DEPTH = 64
+# Parsing is pure Python: a 3 MB string literal costs half a second. Real documents are a few KB.
+MAX_DOCUMENT_CHARACTERS = 64 * 1024
+MAX_LIST_ITEMS = 10_000  # the largest list any input takes: a customer order's items
+
+
+def _variables_problem(value: object) -> str | None:
+    """The first problem inside a variable value: unsafe text in a string or object key, a
+    list longer than any input takes, or nesting deeper than any input has. Iterative, as
+    JSON may nest 1,024 levels, deeper than Python's recursion allows."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_VARIABLE_DEPTH:
+            return f"Variables may nest at most {MAX_VARIABLE_DEPTH} levels."
+        if isinstance(item, str):
+            problem = text_problem(item)
             if problem:
                 return problem
-    elif isinstance(value, list):
-        for item in value:
-            problem = _unsafe_text(item)
-            if problem:
-                return problem
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                pending.append((key, depth + 1))
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            if len(item) > MAX_LIST_ITEMS:
+                return f"Lists may have at most {MAX_LIST_ITEMS:,} items."
+            pending.extend((child, depth + 1) for child in item)
     return None
 
 
@@ -119,27 +160,108 @@ class SafeText(ValidationRule):
             )
 
 
+# Lists in inputs: at most 100 items, but where an input says otherwise.
+DEFAULT_MAX_ITEMS = 100
+MAX_ITEMS = {("CreateCustomerOrderInput", "items"): MAX_LIST_ITEMS}
+
+
+def _list_problem(value: object, input_type: GraphQLInputType, limit: int, path: str) -> str | None:
+    """A list longer than its input field allows, found before graphql-core coerces it: a
+    50,000-leg flight costs seconds to coerce, then is refused anyway."""
+    if isinstance(input_type, GraphQLNonNull):
+        input_type = input_type.of_type
+    if isinstance(input_type, GraphQLList):
+        if not isinstance(value, list):
+            return _list_problem(value, input_type.of_type, DEFAULT_MAX_ITEMS, path)
+        if len(value) > limit:
+            return f"{path} has {len(value):,} items; at most {limit:,} are accepted."
+        for index, item in enumerate(value):
+            problem = _list_problem(item, input_type.of_type, DEFAULT_MAX_ITEMS, f"{path}.{index}")
+            if problem:
+                return problem
+    elif isinstance(input_type, GraphQLInputObjectType) and isinstance(value, dict):
+        for name, field in input_type.fields.items():
+            if name in value:
+                problem = _list_problem(
+                    value[name],
+                    field.type,
+                    MAX_ITEMS.get((input_type.name, name), DEFAULT_MAX_ITEMS),
+                    f"{path}.{name}",
+                )
+                if problem:
+                    return problem
+    return None
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
 class RequestGuard(SchemaExtension):
-    """Refuses, before execution, what graphql-core or Strawberry would get wrong: a document
-    of several operations without `operationName` (Strawberry silently runs the first), and
-    variables holding text no database can store. Runs for HTTP and WebSocket alike."""
+    """Refuses, before execution, what graphql-core or Strawberry would get wrong, on HTTP and
+    WebSocket alike: several operations without `operationName` (Strawberry silently runs the
+    first), a subscription over HTTP, and variables no input can take (see above). Only the
+    operation's declared variables are read; graphql-core ignores the others too.
+
+    It raises: Strawberry ignores a preset result for subscriptions, but turns an exception
+    in this hook into an error result on every path."""
+
+    def on_parse(self) -> Iterator[None]:
+        query = self.execution_context.query
+        if query is not None and len(query) > MAX_DOCUMENT_CHARACTERS:
+            raise GraphQLError(
+                f"The document is over {MAX_DOCUMENT_CHARACTERS:,} characters: send large "
+                "inputs as variables.",
+                extensions={"code": ErrorCode.BAD_REQUEST.value},
+            )
+        yield
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        problem: GraphQLError | None = None
-        # Strawberry falls back to the first operation's name when none was sent.
-        provided_name = getattr(context, "_provided_operation_name", None)
-        if document is not None and provided_name is None:
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                problem = GraphQLError(
+        if document is not None:
+            # Strawberry falls back to the first operation's name when none was sent.
+            provided_name = getattr(context, "_provided_operation_name", None)
+            operation = _operation(document, provided_name)
+            if operation is None and provided_name is None:
+                raise GraphQLError(
                     "The document has several operations: say which to run in operationName.",
                     extensions={"code": ErrorCode.BAD_REQUEST.value},
                 )
-        text = _unsafe_text(context.variables) if context.variables else None
-        if problem is None and text:
-            problem = GraphQLError(text, extensions={"code": ErrorCode.INVALID_INPUT.value})
-        if problem is not None:
-            context.result = GraphQLExecutionResult(data=None, errors=[problem])
+            request = getattr(context.context, "request", None)
+            if (
+                operation is not None
+                and operation.operation == OperationType.SUBSCRIPTION
+                and not isinstance(request, WebSocket)
+            ):
+                raise GraphQLError(
+                    "Subscriptions run over WebSocket (graphql-transport-ws) at /graphql.",
+                    extensions={"code": ErrorCode.BAD_REQUEST.value},
+                )
+            declared = (
+                {d.variable.name.value for d in operation.variable_definitions or ()}
+                if operation is not None
+                else set()
+            )
+            variables = context.variables or {}
+            problem = None
+            definitions = (operation.variable_definitions or ()) if operation is not None else ()
+            for definition in definitions:
+                name = definition.variable.name.value
+                input_type = type_from_ast(context.schema._schema, definition.type)
+                if problem is None and name in variables and input_type is not None:
+                    problem = _list_problem(
+                        variables[name],
+                        cast(GraphQLInputType, input_type),
+                        DEFAULT_MAX_ITEMS,
+                        f"${name}",
+                    )
+            problem = problem or _variables_problem(
+                [variables[n] for n in declared if n in variables]
+            )
+            if problem:
+                raise GraphQLError(problem, extensions={"code": ErrorCode.INVALID_INPUT.value})
         yield

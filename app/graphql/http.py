@@ -13,16 +13,18 @@ from starlette.websockets import WebSocket
 from strawberry import relay
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http import process_result as default_process_result
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
 from app.accounts.rate_limits import (
     NoRateLimit,
     RateLimiter,
+    rate_limit_headers,
     retry_after_header,
 )
 from app.accounts.service import Principal
@@ -32,6 +34,13 @@ from app.db import Database
 from app.errors import ErrorCode, Forbidden
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
+from app.graphql.ide import GraphiQLPage
+from app.graphql.persisted import (
+    MemoryDocumentStore,
+    PersistedOperations,
+    PersistedQueryError,
+)
+from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -93,6 +102,9 @@ def _preferred_media_type(accept: str) -> str | None:
 class GraphQLEndpoint(GraphQL[Context, None]):
     """Strawberry's ASGI view, with what a payments-grade API adds in front of it."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(
         self,
         schema: BaseSchema,
@@ -100,20 +112,34 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         settings: Settings,
         background: Background | None = None,
         rate_limiter: RateLimiter | None = None,
+        persisted_operations: PersistedOperations | None = None,
+        ide: GraphiQLPage | None = None,
     ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             max_subscriptions_per_connection=20,
             connection_init_wait_timeout=timedelta(seconds=10),
+            keep_alive=settings.ws_ping_interval_seconds > 0,
+            keep_alive_interval=settings.ws_ping_interval_seconds,
         )
         self.db = db
         self.settings = settings
+        self.open_sockets = OpenSockets(db, settings.ws_access_check_seconds)
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
+        self.persisted_operations = persisted_operations or PersistedOperations(
+            MemoryDocumentStore()
+        )
+        self.ide = ide or GraphiQLPage(db, settings)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: Strawberry sends a str as a WebSocket *text* frame, and the
+        # graphql-ws, Apollo, urql and GraphiQL clients reject binary frames.
+        return orjson.dumps(data).decode()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return await self.ide.render(request)
 
     def decode_json(self, data: str | bytes) -> object:
         """Strict JSON: orjson refuses invalid UTF-8, NaN and Infinity, lone surrogates and
@@ -125,7 +151,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         try:
             parsed = self.decode_json(data)
         except orjson.JSONDecodeError as error:
-            raise HTTPException(400, f"The body is not valid JSON: {error}.") from None
+            raise HTTPException(400, f"Not valid JSON: {error}.") from None
         if isinstance(parsed, list):
             return parsed  # Strawberry answers that batching is off
         if not isinstance(parsed, dict):
@@ -147,7 +173,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
             )
         wants_page = "text/html" in request.headers.get("accept", "")
-        if request.method == "GET" and wants_page and not request.query_params.get("query"):
+        if request.method == "GET" and wants_page and self.should_render_graphql_ide(request):
             return await self.render_graphql_ide(request)
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -174,16 +200,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         except Forbidden as error:
             return error_response(403, error.message, ErrorCode.FORBIDDEN.value)
-        assert context.principal is not None
-        retry_after = await self.rate_limiter.take(str(context.principal.api_key_id))
-        if retry_after > 0:
-            return error_response(
-                429,
-                "Too many requests for this API key; retry after the Retry-After seconds.",
-                ErrorCode.RATE_LIMITED.value,
-                headers={"Retry-After": retry_after_header(retry_after)},
-            )
-
         try:
             response: Response = await self.run(request, context=context)
         except HTTPException as error:
@@ -192,14 +208,50 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 status = 405  # a mutation over GET
             headers = {"Allow": "POST"} if status == 405 else None
             code = ErrorCode.BAD_REQUEST.value if status == 400 else None
-            return error_response(status, error.reason, code, headers=headers)
+            failed = error_response(status, error.reason, code, headers=headers)
+            await self._apply_throttle(context, failed)
+            return failed
+        except PersistedQueryError as error:
+            failed = error_response(
+                error.status, error.message, error.code.value, {"Cache-Control": "no-store"}
+            )
+            await self._apply_throttle(context, failed)
+            return failed
 
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             # The spec: a response without `data` (the request failed before execution) is 4xx.
             if not getattr(request.state, "graphql_executed", True):
                 response.status_code = 400
+        await self._apply_throttle(context, response)
         return response
+
+    # Persisted operations: Strawberry parses the body (or the GET parameters), then the
+    # persisted-query extension supplies or checks the query text (app/graphql/persisted.py).
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data  # batches are refused: the schema allows none
+        return await self.persisted_operations.resolve(data)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET of a persisted query carries no `query` but is no request for the IDE.
+        return super().should_render_graphql_ide(request) and not request.query_params.get(
+            "extensions"
+        )
+
+    async def _apply_throttle(self, context: Context, response: Response) -> None:
+        """RateLimit headers from the key's bucket; 429 when the cost extension refused the
+        operation. A request that never reached execution (malformed, invalid) costs 1 point."""
+        throttle = context.throttle
+        if throttle is None and context.rate_limit_key is not None:
+            throttle = await self.rate_limiter.take(context.rate_limit_key, 1)
+        if throttle is None:
+            return
+        response.headers.update(rate_limit_headers(throttle))
+        if throttle.refused:
+            response.status_code = 429
+            response.headers["Retry-After"] = retry_after_header(throttle.retry_after)
 
     async def _body_within_limit(self, request: Request) -> bool:
         """Read the body up to the limit (Starlette caches it for Strawberry); refuse early on
@@ -228,6 +280,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             loaders=create_dataloaders(self.db, principal),
             request=request,
             background=self.background,
+            rate_limiter=self.rate_limiter,
+            rate_limit_key=str(principal.api_key_id),
+            persisted_operations=self.persisted_operations,
         )
 
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
@@ -243,8 +298,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        request.state.graphql_executed = result.data is not None
-        return default_process_result(result)
+        # Parse, validation and variable-coercion failures (and limits refused before execution)
+        # never ran: under application/graphql-response+json such a response is 4xx and has no
+        # `data` entry. An execution whose field error bubbled up to `data: null` did run (its
+        # errors have a path), and stays 200.
+        executed = not isinstance(result, PreExecutionError) and (
+            result.data is not None or any(error.path for error in result.errors or ())
+        )
+        request.state.graphql_executed = executed
+        response = default_process_result(result)
+        accept = request.headers.get("accept", "")
+        if not executed and _preferred_media_type(accept) == GRAPHQL_RESPONSE_JSON:
+            response.pop("data", None)
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
@@ -257,6 +323,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             request=request,
             response=response,
             background=self.background,
+            persisted_operations=self.persisted_operations,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -282,13 +349,23 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
             ) from error
-        if await self.rate_limiter.take(str(principal.api_key_id)) > 0:
+        if refusal := accounts.stream_refusal(principal):
+            raise ConnectionRejectionError(
+                {"message": refusal.value, "extensions": {"code": ErrorCode.FORBIDDEN.value}}
+            )
+        # connection_init costs 1 point; each operation on the socket is then charged like one
+        # over HTTP (a subscription once, when it starts).
+        throttle = await self.rate_limiter.take(str(principal.api_key_id), 1)
+        if throttle is not None and throttle.refused:
             raise ConnectionRejectionError(
                 {
-                    "message": "Too many requests for this API key.",
+                    "message": "Too many requests for this API key; retry after "
+                    f"{retry_after_header(throttle.retry_after)} s.",
                     "extensions": {"code": ErrorCode.RATE_LIMITED.value},
                 }
             )
         context.principal = principal
         context.loaders = create_dataloaders(self.db, principal)
+        context.rate_limiter = self.rate_limiter
+        context.rate_limit_key = str(principal.api_key_id)
         return UNSET

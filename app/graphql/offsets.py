@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.emissions import service as emissions
+from app.events.changes import OrderStateChanged
 from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project, percent
 from app.graphql.context import Context, Info
 from app.graphql.emissions.estimates import Estimate
@@ -103,10 +104,26 @@ class Allocation:
 
 @strawberry.type
 class OrderStateChange:
-    sequence: int
+    sequence: int | None = strawberry.field(
+        description="The event's place in your event stream (see `orderStatusChanged`); null "
+        "for the few milliseconds until the event is published."
+    )
     previous_state: OrderState | None  # type: ignore[valid-type]
     state: OrderState  # type: ignore[valid-type]
     at: datetime
+
+    @classmethod
+    def from_change(cls, change: OrderStateChanged) -> "OrderStateChange":
+        return cls(
+            sequence=change.sequence,
+            previous_state=order_state(change.previous_state),
+            state=models.OrderState(change.state),
+            at=change.occurred_at,
+        )
+
+
+def order_state(value: str | None) -> models.OrderState | None:
+    return models.OrderState(value) if value is not None else None
 
 
 @strawberry.type
@@ -220,19 +237,8 @@ class Order(relay.Node):
 
     @strawberry.field(description="Every state the order has been in, oldest first.")
     async def history(self, info: Info) -> list[OrderStateChange]:
-        events = await info.context.loaders.events_by_order.load(uuid.UUID(self.id))
-        return [
-            OrderStateChange(
-                sequence=event.sequence or 0,
-                previous_state=models.OrderState(event.previous_state)
-                if event.previous_state
-                else None,
-                state=models.OrderState(event.state),
-                at=event.occurred_at,
-            )
-            for event in events
-            if event.state
-        ]
+        changes = await info.context.loaders.changes_by_order.load(uuid.UUID(self.id))
+        return [OrderStateChange.from_change(change) for change in changes]
 
 
 @strawberry.type

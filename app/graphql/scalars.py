@@ -8,6 +8,7 @@ when converted to UTC. These replace them for every argument and input field of 
 import datetime as dt
 from decimal import Decimal
 
+from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition, scalar
 
 from app.errors import InvalidInput
@@ -21,7 +22,7 @@ MAX_YEAR = 9000
 def _iso_text(value: object, kind: str) -> str:
     if not isinstance(value, str) or len(value) > 40:
         raise InvalidInput(f"Not an ISO 8601 {kind}: send a string such as {_EXAMPLES[kind]}.")
-    return value.strip()
+    return value
 
 
 _EXAMPLES = {"date": '"2026-01-31"', "datetime": '"2026-01-31T12:00:00Z"'}
@@ -43,8 +44,10 @@ def parse_datetime(value: object) -> dt.datetime:
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidInput("A datetime needs a UTC offset or Z, e.g. 2026-01-31T12:00:00Z.")
-    _within_years(parsed.year, "datetime")
-    return parsed.astimezone(dt.UTC)
+    _within_years(parsed.year, "datetime")  # first, so converting to UTC cannot overflow
+    utc = parsed.astimezone(dt.UTC)
+    _within_years(utc.year, "datetime")
+    return utc
 
 
 def parse_date(value: object) -> dt.date:
@@ -63,13 +66,22 @@ def _isoformat(value: dt.date) -> str:
     return value.isoformat()
 
 
+def _decimal_literal(node: ValueNode, _variables: object = None) -> Decimal:
+    """A literal's own text, never through float: `amount: 1.0000000000000001` stays exact."""
+    if isinstance(node, (StringValueNode, IntValueNode, FloatValueNode)):
+        return parse_decimal(node.value)
+    raise InvalidInput('Send a decimal as a string, e.g. "12.5".')
+
+
 BoundedDecimal: ScalarDefinition = scalar(
     name="Decimal",
-    description='An exact decimal number, sent and returned as a string (e.g. `"12.50"`). '
-    "At most 34 significant digits and an exponent within ±40; each field documents its "
-    "own maximum and decimal places.",
+    description='An exact decimal number, sent and returned as a string (e.g. `"12.50"`; '
+    "JSON integers are accepted, JSON floats are not, as they may have lost digits). At most "
+    "28 significant digits and an exponent within ±40; each field documents its own maximum "
+    "and decimal places.",
     serialize=str,
     parse_value=parse_decimal,
+    parse_literal=_decimal_literal,
 )
 
 AwareDateTime: ScalarDefinition = scalar(

@@ -4,6 +4,7 @@ import functools
 import inspect
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -11,19 +12,21 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
 from app.graphql.context import Info
 from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
-from app.graphql.events import EventSubscriptions
-from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText
+from app.graphql.events import EventSubscriptions, SharedEventExecution
+from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText, classify, debug_enabled
+from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
+from app.graphql.persisted import TrustedDocumentsGuard
 from app.graphql.relay import decode_global_id
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -70,25 +73,46 @@ Mutation = merge_types(
 )
 
 
+class GatewayExecution(SharedEventExecution, Executor):
+    """graphql-core's execution, sharing one event's result among identical subscriptions
+    (SharedEventExecution) and hiding suggestions when introspection is off (Executor)."""
+
+
+class GatewaySchema(strawberry.Schema):
+    """Strawberry's schema, classifying the errors it produces outside execution (syntax,
+    token and depth limits, exceptions in extensions), which skip ErrorPolicy. Strawberry
+    would also log every error, a client's bad request included, at ERROR with a traceback:
+    only bugs are logged here (by `classify`)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        debug = bool(execution_context and debug_enabled(execution_context.context))
+        errors[:] = [classify(error, debug=debug) for error in errors]
+
+
 @functools.cache
 def get_schema() -> strawberry.Schema:
     """The schema, built once per process: Strawberry's relay fields cannot be converted twice,
-    and nothing in it depends on settings (the error policy reads them from the context)."""
-    return strawberry.Schema(
+    and nothing in it depends on settings (the error policy and the introspection switch read
+    them from the context)."""
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(sort_schema=True, scalar_map=SCALAR_OVERRIDES),
+        execution_context_class=GatewayExecution,
         extensions=[
             ErrorPolicy,
             RequestGuard,
             lambda: AddValidationRules([SafeText]),
+            TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            CachedValidation,
         ],
     )
 

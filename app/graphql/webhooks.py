@@ -9,13 +9,18 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.events import models
-from app.events import webhooks as service
+from app.events.webhooks import deliveries, endpoints, signing
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.relay import connection, parse_global_id
 from app.pagination import PageRequest
 
 DeliveryState = strawberry.enum(models.DeliveryState, name="WebhookDeliveryState")
+WebhookEventType = strawberry.enum(
+    endpoints.WebhookEventType,
+    description="An event type a webhook endpoint may choose (the body's `type`, e.g. "
+    "`order.placed` for ORDER_PLACED).",
+)
 
 
 @strawberry.type
@@ -23,12 +28,23 @@ class WebhookEndpoint(relay.Node):
     id: relay.NodeID[str]
     url: str
     description: str
+    event_types: list[WebhookEventType] | None = strawberry.field(  # type: ignore[valid-type]
+        description="The event types sent to this endpoint; null: every type, new ones too."
+    )
     created_at: datetime
 
     @classmethod
     def from_row(cls, row: models.WebhookEndpoint) -> "WebhookEndpoint":
         return cls(
-            id=str(row.id), url=row.url, description=row.description, created_at=row.created_at
+            id=str(row.id),
+            url=row.url,
+            description=row.description,
+            event_types=(
+                None
+                if row.event_types is None
+                else [endpoints.WebhookEventType(value) for value in row.event_types]
+            ),
+            created_at=row.created_at,
         )
 
     @classmethod
@@ -122,7 +138,7 @@ class WebhookQueries:
         return await connection(
             info.context.db,
             WebhookEndpointConnection,
-            service.endpoints_of(principal),
+            endpoints.endpoints_of(principal),
             models.WebhookEndpoint,
             WebhookEndpoint.from_row,
             PageRequest(first, after, last, before),
@@ -141,7 +157,7 @@ class WebhookQueries:
         return await connection(
             info.context.db,
             WebhookDeliveryConnection,
-            service.deliveries_of(principal),
+            deliveries.deliveries_of(principal),
             models.WebhookDelivery,
             WebhookDelivery.from_row,
             PageRequest(first, after, last, before),
@@ -154,7 +170,7 @@ class WebhookQueries:
     def callback_signing_secret(self, info: Info) -> str:
         principal = info.context.require_principal()
         principal.require_admin()
-        return service.callback_secret(
+        return signing.callback_secret(
             info.context.settings.secret_key.get_secret_value(),
             principal.account_id,
             principal.mode,
@@ -165,6 +181,9 @@ class WebhookQueries:
 class CreateWebhookEndpointInput:
     url: str
     description: str = ""
+    event_types: list[WebhookEventType] | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Send only these event types; omitted or null: every type."
+    )
 
 
 @strawberry.type
@@ -189,15 +208,21 @@ class DisableWebhookEndpointPayload:
 
 @strawberry.type
 class WebhookMutations:
-    @strawberry.mutation(description="Send every order event of this mode to a URL (admin).")
+    @strawberry.mutation(
+        description="Send this mode's order events (all, or the chosen types) to a URL (admin)."
+    )
     async def create_webhook_endpoint(
         self, info: Info, input: CreateWebhookEndpointInput
     ) -> CreateWebhookEndpointPayload | None:
         principal = info.context.require_principal()
         outcome = await perform(
             info.context.db,
-            lambda session: service.create_endpoint(
-                session, principal, url=input.url, description=input.description
+            lambda session: endpoints.create_endpoint(
+                session,
+                principal,
+                url=input.url,
+                description=input.description,
+                event_types=input.event_types,
             ),
         )
         row = outcome.value
@@ -215,7 +240,7 @@ class WebhookMutations:
 
         async def use_case(session: Any) -> models.WebhookEndpoint:
             endpoint_id = parse_global_id(input.id, "WebhookEndpoint", "id")
-            return await service.disable_endpoint(session, principal, endpoint_id)
+            return await endpoints.disable_endpoint(session, principal, endpoint_id)
 
         outcome = await perform(info.context.db, use_case)
         return DisableWebhookEndpointPayload(

@@ -20,8 +20,9 @@ from app.catalog.models import Bundle, Portfolio
 from app.db import utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
+from app.events.changes import OrderStateChanged
 from app.events.outbox import record_event
-from app.events.webhooks import validate_webhook_url
+from app.events.webhooks.urls import validate_webhook_url
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
 from app.text import check_json, clean_text
@@ -458,6 +459,27 @@ async def orders_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
 ) -> Sequence[OffsetOrder]:
     return (await session.exec(orders_of(principal).where(col(OffsetOrder.id).in_(ids)))).all()
+
+
+async def orders_of_changes(
+    session: AsyncSession, changes: Sequence[OrderStateChanged]
+) -> dict[uuid.UUID, OffsetOrder]:
+    """The orders a batch of events is about, each only if it lies in its event's scope: one
+    read that serves every subscriber of a process (each then sees only its own scope's)."""
+    if not changes:
+        return {}
+    scopes = {
+        change.order_id: (change.account_id, change.mode, change.subaccount_id)
+        for change in changes
+    }
+    rows = (
+        await session.exec(select(OffsetOrder).where(col(OffsetOrder.id).in_(list(scopes))))
+    ).all()
+    return {
+        order.id: order
+        for order in rows
+        if scopes[order.id] == (order.account_id, order.mode, order.subaccount_id)
+    }
 
 
 async def order_by_idempotency_key(

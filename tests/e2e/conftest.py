@@ -1,4 +1,5 @@
-"""A real `carbon-gateway serve` process on a free local port, over real sockets."""
+"""Real `carbon-gateway serve` processes on free local ports (over real sockets), and
+`carbon-gateway worker` processes beside them."""
 
 import os
 import socket
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 STARTUP_TIMEOUT_SECONDS = 30
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -39,11 +42,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
-    """`python -m app serve` on a free port; stopped when the block ends."""
-    port = free_port()
-    environment = {
+def _environment(database_url: str, env: dict[str, str]) -> dict[str, str]:
+    return {
         **os.environ,
         "CG_DATABASE_URL": database_url,
         "CG_SECRET_KEY": "e2e-secret",
@@ -51,14 +51,34 @@ def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningSer
         "CG_RATE_LIMIT_PER_SECOND": "0",  # tests poll fast; rate limits have their own test
         **env,
     }
+
+
+def _start(
+    arguments: list[str], log_path: Path, environment: dict[str, str]
+) -> "subprocess.Popen[str]":
     with log_path.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", *arguments],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=environment,
             text=True,
         )
+
+
+def _stop(process: "subprocess.Popen[str]") -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@contextmanager
+def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
+    """`python -m app serve` on a free port; stopped when the block ends."""
+    port = free_port()
+    process = _start(["serve", "--port", str(port)], log_path, _environment(database_url, env))
     running = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
@@ -75,14 +95,51 @@ def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningSer
             time.sleep(0.1)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
+
+
+@dataclass
+class RunningWorker:
+    process: "subprocess.Popen[str]"
+    output_path: Path
+
+    def output(self) -> str:
+        return self.output_path.read_text()
+
+
+@contextmanager
+def launch_worker(database_url: str, log_path: Path, **env: str) -> Iterator[RunningWorker]:
+    """`python -m app worker` (fulfilment, relay, webhooks), running once its loops log that
+    they started; stopped when the block ends."""
+    process = _start(["worker"], log_path, _environment(database_url, env))
+    running = RunningWorker(process, log_path)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while "fulfilment worker started" not in running.output():
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{running.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker did not start:\n{running.output()}")
+            time.sleep(0.1)
+        yield running
+    finally:
+        _stop(process)
 
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
     with launch(database_url, tmp_path / "server.log") as running:
         yield running
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    try:
+        redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
+        print(f"\nskipping Redis tests: {error}")
+        pytest.skip(f"Redis at {url} is unreachable: {error}")
+    return url

@@ -1,30 +1,13 @@
 """Two server processes sharing Redis: a subscriber on one sees orders fulfilled by the other."""
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.e2e.conftest import RunningServer, launch
 from tests.e2e.test_subscriptions import create_order, next_change, open_transport_ws, subscribe
-
-DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
-    try:
-        redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
-        print(f"\nskipping Redis tests: {error}")
-        pytest.skip(f"Redis at {url} is unreachable: {error}")
-    return url
 
 
 @pytest.fixture

@@ -38,7 +38,10 @@ async def create_order(server: RunningServer, key: str, kilograms: str = "250") 
 
 
 async def receive(socket: ClientConnection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+    frame = await asyncio.wait_for(socket.recv(), TIMEOUT)
+    # Text frames: the graphql-ws JS client (and Apollo, urql, GraphiQL) reject binary ones.
+    assert isinstance(frame, str), f"binary frame: {frame!r}"
+    message: dict[str, Any] = json.loads(frame)
     return message
 
 
@@ -63,6 +66,8 @@ async def subscribe(socket: ClientConnection, **variables: Any) -> None:
 
 async def next_change(socket: ClientConnection) -> dict[str, Any]:
     message = await receive(socket)
+    while message["type"] == "ka":  # the legacy protocol's keep-alive
+        message = await receive(socket)
     assert message["type"] in ("next", "data"), message
     assert "errors" not in message["payload"], message
     change: dict[str, Any] = message["payload"]["data"]["orderStatusChanged"]

@@ -107,7 +107,7 @@ async def test_other_content_types_are_415(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "The body is not valid JSON"),
+        (b"{not json", "Not valid JSON"),
         (b"{}", "No GraphQL query found"),
         (b'{"query": 42}', "must be a string"),
         (b'{"query": "{ viewer { mode } }", "variables": [1]}', "variables"),
@@ -116,10 +116,10 @@ async def test_other_content_types_are_415(
         (b"123", "must be a JSON object"),
         (b"null", "must be a JSON object"),
         (b"[]", "Batching is not enabled"),
-        (b'{"query": "{ viewer { mode } }", "x": NaN}', "The body is not valid JSON"),
-        (b'{"query": "\xff\xfe"}', "The body is not valid JSON"),
-        (b'{"query": "\\ud800"}', "The body is not valid JSON"),
-        (b"[" * 50_000 + b"]" * 50_000, "The body is not valid JSON"),
+        (b'{"query": "{ viewer { mode } }", "x": NaN}', "Not valid JSON"),
+        (b'{"query": "\xff\xfe"}', "Not valid JSON"),
+        (b'{"query": "\\ud800"}', "Not valid JSON"),
+        (b"[" * 50_000 + b"]" * 50_000, "Not valid JSON"),
     ],
 )
 async def test_malformed_requests_are_400_with_a_json_error(
@@ -148,6 +148,24 @@ async def test_graphql_response_json_is_negotiated_and_validation_errors_are_400
     )
     assert plain.status_code == 200  # application/json keeps the legacy 200
     assert plain.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ nope }",  # validation
+        "{ viewer {",  # parse
+        "query($id: ID!) { node(id: $id) { id } }",  # variables: $id is missing
+    ],
+)
+async def test_a_request_that_never_executed_has_no_data_entry_under_graphql_response_json(
+    client: httpx.AsyncClient, test_key: str, query: str
+) -> None:
+    headers = {"X-API-Key": test_key, "Accept": "application/graphql-response+json"}
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 400
+    assert "data" not in response.json()
+    assert response.json()["errors"]
 
 
 async def test_unacceptable_accept_header_is_406(client: httpx.AsyncClient, test_key: str) -> None:

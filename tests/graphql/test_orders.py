@@ -284,7 +284,7 @@ async def test_cancel_order(
     assert refused(await run(gql, CANCEL, id=gid("Order", uuid.uuid4()))) == ("NOT_FOUND", "id")
     assert refused(await run(gql, CANCEL, id=seeded.portfolio_gid)) == ("INVALID_INPUT", "id")
     async with db.session() as session:
-        events = (await session.exec(select(Event.type).order_by(Event.sequence))).all()
+        events = (await session.exec(select(Event.type).order_by(Event.position))).all()
     assert sorted(events) == sorted(
         ["order.placed", "order.cancelled", "order.placed", "order.fulfilled"]
     )

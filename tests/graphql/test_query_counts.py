@@ -1,16 +1,17 @@
 """Nested reads go through dataloaders: statements depend on a query's shape, not page size."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import httpx
-from sqlalchemy import event
 
 from app.accounts.models import Mode
 from app.db import Database
 from app.offsets.fulfilment import fulfil_pending
-from tests.conftest import TEST_SECRET, GraphQLClient, make_account, make_key
+from tests.conftest import (
+    TEST_SECRET,
+    GraphQLClient,
+    counting_statements,
+    make_account,
+    make_key,
+)
 from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonnes
 
 ORDERS = """query($first: Int!) {
@@ -31,20 +32,6 @@ ORDERS = """query($first: Int!) {
     } }
   }
 }"""
-
-
-@contextmanager
-def counting_statements(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_orders_page_costs_the_same_statements_for_5_and_50_orders(

@@ -6,7 +6,7 @@ from app.accounts.models import Account
 from app.db import Database
 from app.events.broker import MemoryBroker
 from app.events.relay import relay_pending
-from app.events.webhooks import deliver_due, http_client
+from app.events.webhooks.dispatcher import deliver_due, http_client
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, GraphQLClient
 from tests.events.receiver import webhook_receiver
@@ -77,3 +77,49 @@ async def test_order_shows_its_webhook_deliveries_and_attempts(
     assert failed["attempts"] == [{"statusCode": 500, "error": None}]
     assert all(d["url"] == receiver.url for d in deliveries)
     assert {d["payload"]["data"]["orderId"] for d in deliveries} == {order["id"]}
+
+
+CREATE_WITH_TYPES = """mutation($url: String!, $types: [WebhookEventType!]) {
+  createWebhookEndpoint(input: {url: $url, eventTypes: $types}) {
+    webhookEndpoint { url eventTypes } userErrors { code field message }
+  }
+}"""
+
+
+async def test_endpoints_take_chosen_event_types_or_all(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    admin = GraphQLClient(client, admin_key)
+    url = "https://example.com/hook"
+    chosen = await admin.execute(CREATE_WITH_TYPES, url=url, types=["ORDER_FULFILLED"])
+    assert chosen["data"]["createWebhookEndpoint"]["webhookEndpoint"]["eventTypes"] == [
+        "ORDER_FULFILLED"
+    ]
+    every = await admin.execute(CREATE_WITH_TYPES, url=url)
+    assert every["data"]["createWebhookEndpoint"]["webhookEndpoint"]["eventTypes"] is None
+    none = (await admin.execute(CREATE_WITH_TYPES, url=url, types=[]))["data"]
+    assert none["createWebhookEndpoint"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    assert none["createWebhookEndpoint"]["userErrors"][0]["field"] == "eventTypes"
+    unknown = await admin.post(CREATE_WITH_TYPES, url=url, types=["ORDER_SHIPPED"])
+    assert unknown.json()["errors"]  # not in the enum: refused before anything runs
+
+
+async def test_urls_with_a_bad_port_or_host_are_invalid_input_where_given(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    admin = GraphQLClient(client, admin_key)
+    for url in ("http://example.com:99999/", "http://[::1/", "http://example.com:0/"):
+        endpoint = (await admin.execute(CREATE_ENDPOINT, url=url))["data"]
+        assert endpoint["createWebhookEndpoint"]["userErrors"][0]["code"] == "INVALID_INPUT"
+        assert endpoint["createWebhookEndpoint"]["userErrors"][0]["field"] == "url"
+        order = (await admin.execute(ORDER_ERRORS, url=url))["data"]["createOrderByMass"]
+        assert order["order"] is None
+        assert order["userErrors"][0]["code"] == "INVALID_INPUT"
+        assert order["userErrors"][0]["field"] == "callbackUrl"
+
+
+ORDER_ERRORS = """mutation($url: String!) {
+  createOrderByMass(input: {mass: {amount: "1", unit: T}, callbackUrl: $url}) {
+    order { id } userErrors { code field }
+  }
+}"""

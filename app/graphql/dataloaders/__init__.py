@@ -14,9 +14,10 @@ from app.db import Database
 from app.emissions import customer_orders, products
 from app.emissions import service as estimates
 from app.emissions.models import CustomerOrder, CustomerOrderItem, Estimate, Product
-from app.events import webhooks
-from app.events.models import Event, WebhookAttempt, WebhookDelivery
-from app.events.service import events_of_orders
+from app.events.changes import OrderStateChanged
+from app.events.models import WebhookAttempt, WebhookDelivery
+from app.events.service import changes_of_orders
+from app.events.webhooks import deliveries as webhook_deliveries
 from app.graphql.dataloaders.batched import (
     FetchMapping,
     FetchRows,
@@ -47,9 +48,14 @@ class DataLoaders:
     available_grams_by_project: MappedLoader[int]
     order_by_id: RowsByIdLoader[OffsetOrder]
     allocations_by_order: MappedLoader[list[Allocation]]
-    events_by_order: MappedLoader[list[Event]]
+    changes_by_order: MappedLoader[list[OrderStateChanged]]
     webhook_deliveries_by_order: MappedLoader[list[WebhookDelivery]]
     webhook_attempts_by_delivery: MappedLoader[list[WebhookAttempt]]
+
+    def forget(self) -> None:
+        """Drop every cached row: a WebSocket's loaders outlive each event it is sent."""
+        for loader in vars(self).values():
+            loader.clear_all()
 
 
 def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders:
@@ -78,7 +84,7 @@ def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders
         available_grams_by_project=mapped(catalog.available_grams_by_project, int),
         order_by_id=by_id(offsets.orders_by_ids),
         allocations_by_order=mapped(offsets.allocations_of_orders, list),
-        events_by_order=mapped(events_of_orders, list),
-        webhook_deliveries_by_order=mapped(webhooks.deliveries_of_orders, list),
-        webhook_attempts_by_delivery=mapped(webhooks.attempts_of_deliveries, list),
+        changes_by_order=mapped(changes_of_orders, list),
+        webhook_deliveries_by_order=mapped(webhook_deliveries.deliveries_of_orders, list),
+        webhook_attempts_by_delivery=mapped(webhook_deliveries.attempts_of_deliveries, list),
     )

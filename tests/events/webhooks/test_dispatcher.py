@@ -1,8 +1,10 @@
-"""Webhooks: address checks, signed deliveries to a real receiver, retries and attempts."""
+"""The dispatcher: signed deliveries to a real receiver, retries, attempts, failures that
+move on, and 410 Gone."""
 
 import asyncio
-import ipaddress
+import socket
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -12,49 +14,21 @@ from standardwebhooks import Webhook
 from app.accounts.models import Account, Mode
 from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
-from app.events.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from app.events.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.relay import relay_pending
-from app.events.webhooks import (
+from app.events.webhooks.dispatcher import (
     BACKOFF,
-    address_allowed,
-    callback_secret,
-    create_endpoint,
+    WebhookDispatcher,
     deliver_due,
     http_client,
 )
+from app.events.webhooks.endpoints import create_endpoint
+from app.events.webhooks.signing import callback_secret
 from app.offsets import service as offsets
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import TEST_SECRET, make_account
 from tests.events.receiver import Receiver, webhook_receiver
 from tests.offsets_fixtures import TONNE, principal_for, stock_of_tonnes
-
-
-@pytest.mark.parametrize(
-    ("address", "allowed"),
-    [
-        ("8.8.8.8", True),
-        ("2606:4700:4700::1111", True),
-        ("127.0.0.1", False),
-        ("10.0.0.5", False),
-        ("172.16.3.4", False),
-        ("192.168.1.1", False),
-        ("169.254.169.254", False),  # cloud metadata
-        ("100.64.0.1", False),  # carrier-grade NAT
-        ("0.0.0.0", False),  # noqa: S104
-        ("224.0.0.1", False),  # multicast
-        ("::1", False),
-        ("fe80::1", False),
-        ("fc00::1", False),
-        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
-        ("::ffff:8.8.8.8", True),
-        ("2002:7f00:1::", False),  # 6to4 wrapping 127.0.0.1
-        ("64:ff9b::7f00:1", False),  # NAT64 wrapping 127.0.0.1
-        ("64:ff9b::808:808", True),  # NAT64 wrapping 8.8.8.8
-        ("ff02::1", False),
-    ],
-)
-def test_only_public_unicast_addresses_are_called(address: str, allowed: bool) -> None:
-    assert address_allowed(ipaddress.ip_address(address)) is allowed
 
 
 async def _fulfilled_order_with_webhooks(
@@ -159,3 +133,121 @@ async def test_a_delivery_gives_up_after_the_last_backoff(db: Database) -> None:
     assert {d.state for d in deliveries} == {DeliveryState.FAILED}
     assert {d.attempt_count for d in deliveries} == {len(BACKOFF) + 1}
     assert {d.last_status_code for d in deliveries} == {503}
+
+
+async def _old_delivery(db: Database, account: Account, url: str) -> uuid.UUID:
+    """A pending delivery to `url` as older code stored it, before URLs were checked in full."""
+    async with db.transaction() as session:
+        delivery = WebhookDelivery(
+            account_id=account.id,
+            mode=Mode.TEST,
+            event_sequence=1,
+            event_type="order.placed",
+            url=url,
+            payload={"type": "order.placed", "data": {"sequence": 1}},
+        )
+        session.add(delivery)
+    return delivery.id
+
+
+async def _run_dispatcher_until(
+    db: Database, done: Callable[[list[WebhookDelivery]], bool], *, allow_private: bool = True
+) -> list[WebhookDelivery]:
+    """The real dispatcher loop, in this process, until `done(deliveries)` or 10 s."""
+    dispatcher = WebhookDispatcher(db, TEST_SECRET, allow_private=allow_private)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for _ in range(200):
+            async with db.session() as session:
+                deliveries = list((await session.exec(select(WebhookDelivery))).all())
+            if done(deliveries):
+                return deliveries
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"dispatcher did not finish: {deliveries}")
+    finally:
+        dispatcher.stop()
+        await task
+
+
+async def _attempts_of(db: Database, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
+    async with db.session() as session:
+        statement = select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+        return list((await session.exec(statement)).all())
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://example.com:99999/", "refused: Not a valid URL: Port out of range"),
+        ("http://[::1/", "refused: Not a valid URL: Invalid IPv6 URL"),
+        ("http://127.0.0.1:{closed}/hook", "ConnectError"),
+    ],
+    ids=["bad-port", "bad-ipv6", "connection-refused"],
+)
+async def test_an_undeliverable_url_records_a_failed_attempt_and_the_queue_moves_on(
+    db: Database, caplog: pytest.LogCaptureFixture, url: str, error: str
+) -> None:
+    account = await make_account(db)
+    with socket.socket() as closed:  # a port with nothing listening
+        closed.bind(("127.0.0.1", 0))
+        url = url.format(closed=closed.getsockname()[1])
+    with webhook_receiver() as receiver:
+        bad = await _old_delivery(db, account, url)
+        good = await _old_delivery(db, account, receiver.url)
+        deliveries = await _run_dispatcher_until(
+            db, lambda rows: all(row.attempt_count for row in rows)
+        )
+    by_id = {delivery.id: delivery for delivery in deliveries}
+    assert by_id[good].state is DeliveryState.SUCCEEDED
+    assert by_id[bad].state is DeliveryState.PENDING  # retried later, like any failure
+    assert by_id[bad].attempt_count == 1
+    assert by_id[bad].next_attempt_at is not None
+    assert by_id[bad].next_attempt_at > utcnow() + BACKOFF[0] - timedelta(seconds=2)
+    [attempt] = await _attempts_of(db, bad)
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error.startswith(error)
+    assert "pass failed" not in caplog.text
+
+
+async def test_a_410_from_a_callback_url_ends_that_delivery_without_retries(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    with webhook_receiver() as receiver:
+        receiver.statuses = [410]
+        delivery_id = await _old_delivery(db, account, receiver.url)
+        assert await _deliver(db) == 1
+        assert await _deliver(db, after=timedelta(days=1)) == 0
+    async with db.session() as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+    assert delivery is not None
+    assert (delivery.state, delivery.attempt_count, delivery.last_status_code) == (
+        DeliveryState.FAILED,
+        1,
+        410,
+    )
+
+
+async def test_deliveries_left_pending_for_a_disabled_endpoint_are_ended_unsent(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    admin = principal_for(account)
+    with webhook_receiver() as receiver:
+        async with db.transaction() as session:
+            endpoint = await create_endpoint(session, admin, url=receiver.url)
+        delivery_id = await _old_delivery(db, account, receiver.url)
+        async with db.transaction() as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            stored = await session.get(WebhookEndpoint, endpoint.id)
+            assert delivery is not None
+            assert stored is not None
+            delivery.endpoint_id = endpoint.id
+            stored.disabled_at = utcnow()  # as older code disabled: deliveries left pending
+        assert await _deliver(db) == 0
+    assert receiver.requests == []
+    async with db.session() as session:
+        ended = await session.get(WebhookDelivery, delivery_id)
+    assert ended is not None
+    assert (ended.state, ended.attempt_count) == (DeliveryState.FAILED, 0)

@@ -1,0 +1,322 @@
+"""A process's live feed: reads newly published events from the outbox once, and hands them to
+every local subscriber that may see them, each through its own bounded queue.
+
+How the guarantee follows (see app/events/relay.py for why sequences are gap-free):
+- The feed reads `sequence > position` in order whenever the broker rings or its poll comes
+  round, so it sees every published event once, in order, whether or not a ring reached it.
+- Each event is read, and its order loaded, once per process, whatever the number of
+  subscribers; a subscriber costs a filter and a queue append.
+- A subscriber starts after a known sequence: the feed's position when it subscribed, or the
+  client's `afterSequence`. What lies between that and the feed's position it reads from the
+  outbox itself ("catching up"), then it takes the live queue, dropping anything at or below
+  the last sequence it delivered. No gap, no repeat.
+- Overflow: a subscriber whose queue is full (a slow client) stops being queued for; once it
+  has drained its queue it catches up from the outbox and rejoins. It never blocks the feed or
+  other subscribers, and never loses an event.
+- Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
+  tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
+  lets only so many deliveries through per turn of the event loop, so other requests keep
+  their latency while fan-out still uses whatever time is left.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.accounts.models import Mode
+from app.accounts.service import Principal, owned_by
+from app.db import Database
+from app.events.broker import Broker
+from app.events.changes import OrderStateChanged
+from app.events.models import Event
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1_000  # deliveries waiting per subscriber before it must catch up from the outbox
+DELIVERIES_PER_TURN = 50  # ~5 ms of fan-out work between two steps of anything else
+READ_BATCH = 1_000
+# With a broker that reaches every process, the poll only covers lost rings; with the
+# in-process one it is how a separate worker's events arrive.
+POLL_SECONDS_WITH_DOORBELL = 1.0
+POLL_SECONDS_WITHOUT_DOORBELL = 0.2
+
+Subject = TypeVar("Subject")
+# Loads the subjects (orders) of a batch of changes, keyed by order id, in one query.
+LoadSubjects = Callable[
+    [AsyncSession, Sequence[OrderStateChanged]], Awaitable[Mapping[uuid.UUID, Subject]]
+]
+Scope = tuple[uuid.UUID, Mode, uuid.UUID | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(Generic[Subject]):
+    """One event as every local subscriber receives it: the same object for all of them, so
+    an edge can map it once (`memo`) rather than once per subscriber."""
+
+    change: OrderStateChanged
+    order: Subject
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def sequence(self) -> int:
+        assert self.change.sequence is not None  # the feed reads only published events
+        return self.change.sequence
+
+
+class Turnstile:
+    """At most `per_turn` passes per event-loop iteration; the rest wait, in order, for the
+    next iterations."""
+
+    def __init__(self, per_turn: int = DELIVERIES_PER_TURN) -> None:
+        self.per_turn = per_turn
+        self._passed = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._turn_scheduled = False
+
+    async def wait(self) -> None:
+        if self._passed < self.per_turn and not self._waiting:
+            self._passed += 1
+            self._schedule_next_turn()
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self._schedule_next_turn()
+        await waiter
+
+    def _schedule_next_turn(self) -> None:
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._turn_scheduled = False
+        self._passed = 0
+        while self._waiting and self._passed < self.per_turn:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # a cancelled subscriber leaves a done future behind
+                waiter.set_result(None)
+                self._passed += 1
+        if self._waiting or self._passed:
+            self._schedule_next_turn()
+
+
+class Subscriber(Generic[Subject]):
+    """One subscription's view of the feed; iterate `deliveries()` in the subscriber's task."""
+
+    def __init__(
+        self,
+        feed: "EventFeed[Subject]",
+        principal: Principal,
+        order_id: uuid.UUID | None,
+        after: int,
+        *,
+        catch_up: bool,
+    ) -> None:
+        self.feed = feed
+        self.principal = principal
+        self.order_id = order_id
+        self.last = after
+        self.behind = catch_up  # while set, live events are not queued (the outbox has them)
+        self.catch_ups = 0
+        self._queue: deque[Delivery[Subject]] = deque()
+        self._ready = asyncio.Event()
+
+    @property
+    def scope(self) -> Scope:
+        return (self.principal.account_id, self.principal.mode, self.principal.subaccount_id)
+
+    def offer(self, delivery: Delivery[Subject]) -> None:
+        if self.order_id is not None and delivery.change.order_id != self.order_id:
+            return
+        if self.behind:
+            return
+        if len(self._queue) >= self.feed.queue_size:
+            self.behind = True
+        else:
+            self._queue.append(delivery)
+        self._ready.set()
+
+    async def deliveries(self) -> AsyncIterator[Delivery[Subject]]:
+        while True:
+            if not self._queue:
+                if self.behind:
+                    # Everything up to the feed's position is in the outbox; anything after
+                    # it will be queued from this very moment (no await in between).
+                    self.behind = False
+                    self.catch_ups += 1
+                    upto = self.feed.position
+                    async for delivery in self.feed.replay(
+                        self.principal, self.order_id, self.last, upto
+                    ):
+                        if delivery.sequence > self.last:
+                            await self.feed.turnstile.wait()
+                            self.last = delivery.sequence
+                            yield delivery
+                    continue
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            await self.feed.turnstile.wait()
+            delivery = self._queue.popleft()
+            if delivery.sequence > self.last:
+                self.last = delivery.sequence
+                yield delivery
+
+
+class EventFeed(Generic[Subject]):
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        load_subjects: LoadSubjects[Subject],
+        *,
+        queue_size: int = QUEUE_SIZE,
+        poll_seconds: float | None = None,
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.load_subjects = load_subjects
+        self.queue_size = queue_size
+        self.turnstile = Turnstile()
+        self.poll_seconds = poll_seconds or (
+            POLL_SECONDS_WITH_DOORBELL
+            if broker.reaches_other_processes
+            else POLL_SECONDS_WITHOUT_DOORBELL
+        )
+        self.position = 0  # the last sequence handed to subscribers
+        self._subscribers: dict[Scope, set[Subscriber[Subject]]] = {}
+        self._rung = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, principal: Principal, order_id: uuid.UUID | None, after: int | None
+    ) -> AsyncIterator[Subscriber[Subject]]:
+        """A subscriber to events after `after`, or to those after now when it is None."""
+        await self._start()
+        subscriber = Subscriber(
+            self,
+            principal,
+            order_id,
+            self.position if after is None else after,
+            catch_up=after is not None,
+        )
+        scoped = self._subscribers.setdefault(subscriber.scope, set())
+        scoped.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            scoped.discard(subscriber)
+            if not scoped:
+                self._subscribers.pop(subscriber.scope, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(scoped) for scoped in self._subscribers.values())
+
+    def _ring(self, sequence: int | None) -> None:
+        if sequence is None or sequence > self.position:
+            self._rung.set()
+
+    async def _start(self) -> None:
+        """Begin at the newest published event, the first time anyone subscribes."""
+        async with self._starting:
+            if self._task is not None:
+                return
+            async with self.db.session() as session:
+                newest = (await session.exec(select(func.max(Event.sequence)))).one()
+            self.position = newest or 0
+            self.broker.listen(self._ring)
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self._rung.clear()
+            try:
+                while await self._read_new():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event feed read failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rung.wait(), timeout=self.poll_seconds)
+
+    async def _read_new(self) -> int:
+        """Hand the next batch of published events to subscribers; how many there were."""
+        async with self.db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Event)
+                    .where(col(Event.sequence) > self.position)
+                    .order_by(col(Event.sequence))
+                    .limit(READ_BATCH)
+                )
+            ).all()
+            if not rows:
+                return 0
+            changes = [change for row in rows if (change := OrderStateChanged.from_row(row))]
+            # Loaded even with no subscriber yet: one may subscribe before this batch is handed out.
+            subjects = await self.load_subjects(session, changes)
+        # From here to the end no await: a subscriber catching up reads `position` and must
+        # find every event up to it either in the outbox or in its queue.
+        for change in changes:
+            subject = subjects.get(change.order_id)
+            scope = (change.account_id, change.mode, change.subaccount_id)
+            if subject is None or scope not in self._subscribers:
+                continue
+            delivery = Delivery(change, subject)
+            for subscriber in self._subscribers[scope]:
+                subscriber.offer(delivery)
+        last = rows[-1].sequence
+        assert last is not None
+        self.position = last
+        return len(rows)
+
+    async def replay(
+        self, principal: Principal, order_id: uuid.UUID | None, after: int, upto: int
+    ) -> AsyncIterator[Delivery[Subject]]:
+        """The principal's published events in (after, upto], read from the outbox."""
+        while after < upto:
+            statement = (
+                select(Event)
+                .where(
+                    *owned_by(principal, Event),
+                    col(Event.sequence) > after,
+                    col(Event.sequence) <= upto,
+                    col(Event.order_id).is_not(None),
+                )
+                .order_by(col(Event.sequence))
+                .limit(READ_BATCH)
+            )
+            if order_id is not None:
+                statement = statement.where(Event.order_id == order_id)
+            async with self.db.session() as session:
+                rows = (await session.exec(statement)).all()
+                changes = [c for row in rows if (c := OrderStateChanged.from_row(row))]
+                subjects = await self.load_subjects(session, changes)
+            if not rows:
+                return
+            for change in changes:
+                subject = subjects.get(change.order_id)
+                if subject is not None:
+                    yield Delivery(change, subject)
+            last = rows[-1].sequence
+            assert last is not None
+            after = last
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._subscribers.clear()

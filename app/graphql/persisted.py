@@ -1,0 +1,275 @@
+"""Persisted operations: Apollo's automatic persisted queries (APQ) and trusted documents.
+
+APQ (https://www.apollographql.com/docs/apollo-server/performance/apq): a client sends
+`extensions.persistedQuery = {"version": 1, "sha256Hash": <hex>}` without the query text; an
+unknown hash answers `PersistedQueryNotFound` (code PERSISTED_QUERY_NOT_FOUND) and the client
+sends the text and the hash together, which registers it once the hash is checked. Registered
+documents live in Redis when CG_REDIS_URL is set (every process shares them), else in a
+bounded in-memory LRU.
+
+Trusted documents (CG_TRUSTED_DOCUMENTS=manifest.json): only the operations of the manifest
+run, asked by hash or by their exact text; anything else is OPERATION_NOT_TRUSTED and APQ
+registration is off. The manifest is Apollo's persisted-query manifest
+(`{"format": "apollo-persisted-query-manifest", "version": 1, "operations": [{"id", "body",
+"name", "type"}]}`) or a plain `{"<sha256 hex>": "<document>"}` map.
+"""
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLRequestData
+
+from app.errors import ErrorCode
+
+APQ_VERSION = 1
+APOLLO_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Bounds of the in-memory store: entries and total characters (documents are at most a body).
+MEMORY_MAX_DOCUMENTS = 1_000
+MEMORY_MAX_CHARACTERS = 16 * 1024 * 1024
+# A registered document outlives any deployment's clients by far; a miss only costs a retry.
+REDIS_TTL_SECONDS = 7 * 24 * 3600
+
+
+def document_hash(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+class PersistedQueryError(Exception):
+    """A persisted-operation request that cannot run: HTTP status, error code and message."""
+
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_trusted() -> PersistedQueryError:
+    return PersistedQueryError(
+        403,
+        ErrorCode.OPERATION_NOT_TRUSTED,
+        "Only the operations of this server's trusted-documents manifest run.",
+    )
+
+
+class DocumentStore(Protocol):
+    async def get(self, sha256_hash: str) -> str | None: ...
+
+    async def put(self, sha256_hash: str, document: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryDocumentStore:
+    """Least recently used documents first out, beyond a count or a total size."""
+
+    def __init__(
+        self,
+        max_documents: int = MEMORY_MAX_DOCUMENTS,
+        max_characters: int = MEMORY_MAX_CHARACTERS,
+    ) -> None:
+        self.max_documents = max_documents
+        self.max_characters = max_characters
+        self._documents: OrderedDict[str, str] = OrderedDict()
+        self._characters = 0
+
+    async def get(self, sha256_hash: str) -> str | None:
+        document = self._documents.get(sha256_hash)
+        if document is not None:
+            self._documents.move_to_end(sha256_hash)
+        return document
+
+    async def put(self, sha256_hash: str, document: str) -> None:
+        if sha256_hash in self._documents:
+            self._documents.move_to_end(sha256_hash)
+            return
+        self._documents[sha256_hash] = document
+        self._characters += len(document)
+        while self._documents and (
+            len(self._documents) > self.max_documents or self._characters > self.max_characters
+        ):
+            _, evicted = self._documents.popitem(last=False)
+            self._characters -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    async def close(self) -> None:
+        self._documents.clear()
+        self._characters = 0
+
+
+class RedisDocumentStore:
+    def __init__(
+        self, url: str, prefix: str = "cg:apq:", ttl_seconds: int = REDIS_TTL_SECONDS
+    ) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+
+    async def get(self, sha256_hash: str) -> str | None:
+        document = await self._redis.get(self.prefix + sha256_hash)
+        return document if isinstance(document, str) else None
+
+    async def put(self, sha256_hash: str, document: str) -> None:
+        await self._redis.set(self.prefix + sha256_hash, document, ex=self.ttl_seconds)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class ManifestError(ValueError):
+    """CG_TRUSTED_DOCUMENTS names a file that is not a manifest we can read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedDocuments:
+    """The manifest's documents by sha256 of their text, and by manifest id where that differs."""
+
+    by_hash: Mapping[str, str]
+    by_id: Mapping[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> "TrustedDocuments":
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ManifestError(f"CG_TRUSTED_DOCUMENTS: cannot read {path}: {error}") from error
+        return cls.from_manifest(manifest, str(path))
+
+    @classmethod
+    def from_manifest(cls, manifest: object, source: str = "manifest") -> "TrustedDocuments":
+        pairs: list[tuple[str, str]]
+        if isinstance(manifest, dict) and manifest.get("format") == APOLLO_MANIFEST_FORMAT:
+            if manifest.get("version") != 1 or not isinstance(manifest.get("operations"), list):
+                raise ManifestError(f"{source}: an Apollo manifest needs version 1 and operations")
+            operations = manifest["operations"]
+            if not all(
+                isinstance(o, dict)
+                and isinstance(o.get("id"), str)
+                and isinstance(o.get("body"), str)
+                for o in operations
+            ):
+                raise ManifestError(f"{source}: every operation needs a string id and body")
+            pairs = [(o["id"], o["body"]) for o in operations]
+        elif isinstance(manifest, dict) and all(
+            isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
+        ):
+            pairs = list(manifest.items())
+            mismatched = [key for key, body in pairs if key.lower() != document_hash(body)]
+            if mismatched:
+                raise ManifestError(
+                    f"{source}: keys must be the sha256 of their document: {mismatched[0]}"
+                )
+        else:
+            raise ManifestError(
+                f"{source}: expected an Apollo persisted-query manifest or a {{hash: body}} map"
+            )
+        return cls(
+            by_hash={document_hash(body): body for _, body in pairs},
+            by_id={key.lower(): body for key, body in pairs},
+        )
+
+    def document_for(self, sha256_hash: str) -> str | None:
+        return self.by_hash.get(sha256_hash) or self.by_id.get(sha256_hash)
+
+    def trusts(self, document: str) -> bool:
+        return document_hash(document) in self.by_hash
+
+
+class PersistedOperations:
+    """Turns the request's persisted-query extension into the query text Strawberry runs."""
+
+    def __init__(self, store: DocumentStore, trusted: TrustedDocuments | None = None) -> None:
+        self.store = store
+        self.trusted = trusted
+
+    async def resolve(self, request: GraphQLRequestData) -> GraphQLRequestData:
+        persisted = (request.extensions or {}).get("persistedQuery")
+        if persisted is None:
+            if (
+                self.trusted is not None
+                and request.query is not None
+                and not self.trusted.trusts(request.query)
+            ):
+                raise not_trusted()
+            return request
+        sha256_hash = self._hash_of(persisted)
+        if request.query is not None:
+            if document_hash(request.query) != sha256_hash:
+                raise PersistedQueryError(
+                    400,
+                    ErrorCode.BAD_REQUEST,
+                    "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query.",
+                )
+            if self.trusted is not None:
+                if not self.trusted.trusts(request.query):
+                    raise not_trusted()
+            else:
+                await self.store.put(sha256_hash, request.query)
+            return request
+        if self.trusted is not None:
+            document = self.trusted.document_for(sha256_hash)
+            if document is None:
+                raise not_trusted()
+        else:
+            document = await self.store.get(sha256_hash)
+            if document is None:
+                # The message is the one Apollo's clients look for, beside the code.
+                raise PersistedQueryError(
+                    404, ErrorCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound"
+                )
+        return dataclasses.replace(request, query=document)
+
+    @staticmethod
+    def _hash_of(persisted: Any) -> str:
+        if not isinstance(persisted, dict) or persisted.get("version") != APQ_VERSION:
+            raise PersistedQueryError(
+                400,
+                ErrorCode.BAD_REQUEST,
+                "extensions.persistedQuery must be {version: 1, sha256Hash: <hex>}.",
+            )
+        sha256_hash = persisted.get("sha256Hash")
+        if not isinstance(sha256_hash, str) or not SHA256_HEX.fullmatch(sha256_hash.lower()):
+            raise PersistedQueryError(
+                400,
+                ErrorCode.BAD_REQUEST,
+                "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits.",
+            )
+        return sha256_hash.lower()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def create_persisted_operations(
+    redis_url: str | None, trusted_documents: Path | None
+) -> PersistedOperations:
+    trusted = TrustedDocuments.load(trusted_documents) if trusted_documents else None
+    store: DocumentStore = RedisDocumentStore(redis_url) if redis_url else MemoryDocumentStore()
+    return PersistedOperations(store, trusted)
+
+
+class TrustedDocumentsGuard(SchemaExtension):
+    """Holds operations that reach the schema without the HTTP check (WebSocket messages) to
+    the manifest too: in trusted mode, text that is not in it never executes."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        persisted = getattr(execution.context, "persisted_operations", None)
+        trusted = getattr(persisted, "trusted", None)
+        if trusted is not None and not trusted.trusts(execution.query or ""):
+            error = not_trusted()
+            raise GraphQLError(error.message, extensions={"code": error.code.value})
+        yield

@@ -1,0 +1,343 @@
+"""GraphQL over WebSocket: both protocols' handlers, server pings, and the loop that closes the
+sockets of revoked keys and suspended accounts."""
+
+import asyncio
+import contextvars
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from typing import Any, Protocol, cast
+
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    PongMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    OperationMessage,
+    StartMessage,
+)
+
+from app.accounts import service as accounts
+from app.accounts.service import StreamRefusal
+from app.config import Settings
+from app.db import Database
+from app.graphql.context import Context
+
+log = logging.getLogger(__name__)
+
+# Close codes, shared by both protocols (the numbers are graphql-transport-ws's own).
+CLOSE_INVALID_MESSAGE = 4400
+CLOSE_FORBIDDEN = 4403
+CLOSE_PONG_TIMEOUT = 4408
+CLOSE_TOO_MANY_INITIALISATIONS = 4429
+
+_OPTIONAL_OBJECT = (dict, type(None))
+_OPTIONAL_STRING = (str, type(None))
+
+
+def message_problem(message: object, operation_type: str) -> str | None:
+    """Why a decoded frame is not a well-formed client message, or None. `operation_type` is
+    the protocol's name for starting an operation (`subscribe`, or `start` on the legacy one).
+
+    Strawberry indexes into messages as if they were dicts; checked here first, a frame like
+    `[]`, `null` or `{"type": "subscribe", "payload": 1}` closes the socket with 4400 instead of
+    raising TypeError in the handler."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "Invalid message: expected a JSON object with a string 'type'"
+    kind = message["type"]
+    if kind in (operation_type, "complete", "stop") and (
+        not isinstance(message.get("id"), str) or not message["id"]
+    ):
+        return f"Invalid message: '{kind}' needs a non-empty string 'id'"
+    if kind == operation_type:
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return f"Invalid message: '{kind}' needs a payload with a string 'query'"
+        if not isinstance(payload.get("variables"), _OPTIONAL_OBJECT):
+            return "Invalid message: 'variables' must be an object"
+        if not isinstance(payload.get("operationName"), _OPTIONAL_STRING):
+            return "Invalid message: 'operationName' must be a string"
+        if not isinstance(payload.get("extensions"), _OPTIONAL_OBJECT):
+            return "Invalid message: 'extensions' must be an object"
+    return None
+
+
+class GuardedSocket(Protocol):
+    """What OpenSockets needs of a handler: a way to close it with a code and reason."""
+
+    async def close_socket(self, code: int, reason: str) -> None: ...
+
+
+class OpenSockets:
+    """The authenticated WebSockets of this process, by API key, and the one loop that ends
+    those whose key was revoked or whose account was suspended.
+
+    However many sockets are open, a check is one statement per `check_interval` over the
+    distinct key ids (not one per socket). The loop runs only while sockets are open; with a
+    `check_interval` of 0 there is none (the caller runs `close_refused`)."""
+
+    def __init__(self, db: Database, check_interval: float) -> None:
+        self.db = db
+        self.check_interval = check_interval
+        self._by_key: dict[uuid.UUID, set[GuardedSocket]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(sockets) for sockets in self._by_key.values())
+
+    def add(self, key_id: uuid.UUID, socket: GuardedSocket) -> None:
+        self._by_key.setdefault(key_id, set()).add(socket)
+        if self.check_interval > 0 and (self._watcher is None or self._watcher.done()):
+            # A fresh context: the loop serves every socket, not the request that started it
+            # (its log lines would carry that request's id).
+            self._watcher = asyncio.create_task(
+                self._watch(), name="websocket access checks", context=contextvars.Context()
+            )
+
+    def discard(self, key_id: uuid.UUID, socket: GuardedSocket) -> None:
+        sockets = self._by_key.get(key_id)
+        if sockets is None:
+            return
+        sockets.discard(socket)
+        if not sockets:
+            del self._by_key[key_id]
+
+    async def refusal(self, key_id: uuid.UUID) -> StreamRefusal | None:
+        """Whether one key may still stream (checked when a socket starts an operation)."""
+        async with self.db.session() as session:
+            return (await accounts.keys_losing_streams(session, [key_id])).get(key_id)
+
+    async def close_refused(self) -> int:
+        """One check over every open socket's key; closes those refused. Returns how many."""
+        if not self._by_key:
+            return 0
+        async with self.db.session() as session:
+            refused = await accounts.keys_losing_streams(session, list(self._by_key))
+        closed = 0
+        for key_id, refusal in refused.items():
+            for socket in list(self._by_key.pop(key_id, ())):
+                await socket.close_socket(CLOSE_FORBIDDEN, refusal.value)
+                closed += 1
+        if closed:
+            log.info("closed %d WebSocket(s) of revoked keys or suspended accounts", closed)
+        return closed
+
+    async def _watch(self) -> None:
+        while self._by_key:
+            await asyncio.sleep(self.check_interval)
+            try:
+                await self.close_refused()
+            except Exception:
+                # A database blip must not end the checks; the next interval tries again.
+                log.exception("WebSocket access check failed")
+
+
+class SocketHost(Protocol):
+    """The view attributes the handlers use (GraphQLEndpoint provides them)."""
+
+    settings: Settings
+    open_sockets: OpenSockets
+
+
+class _Guard:
+    """What both protocols' handlers share: registration with OpenSockets once authenticated,
+    the access check before each new operation, and a close that stops all sending first."""
+
+    def __init__(
+        self,
+        host: SocketHost,
+        context: Context,
+        websocket: AsyncWebSocketAdapter,
+        stop_operations: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.host = host
+        self.context = context
+        self.websocket = websocket
+        self.stop_operations = stop_operations
+        self.key_id: uuid.UUID | None = None
+        self.closed = False
+
+    def register(self, socket: GuardedSocket) -> None:
+        if self.key_id is None and self.context.principal is not None:
+            self.key_id = self.context.principal.api_key_id
+            self.host.open_sockets.add(self.key_id, socket)
+
+    def unregister(self, socket: GuardedSocket) -> None:
+        if self.key_id is not None:
+            self.host.open_sockets.discard(self.key_id, socket)
+
+    async def refusal(self) -> StreamRefusal | None:
+        if self.key_id is None:
+            return None
+        return await self.host.open_sockets.refusal(self.key_id)
+
+    async def receive_messages(
+        self, operation_type: str, handle_message: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        """Hand each well-formed message to `handle_message` until the socket closes; close with
+        4400 on any other frame (Strawberry ignores invalid JSON on the legacy protocol, closes
+        binary frames there with 1002, and raises TypeError on a non-object)."""
+        try:
+            async for message in self.websocket.iter_json():
+                if problem := message_problem(message, operation_type):
+                    await self.close(CLOSE_INVALID_MESSAGE, problem)
+                    return
+                await handle_message(message)
+        except NonTextMessageReceived:
+            await self.close(
+                CLOSE_INVALID_MESSAGE, "Invalid message: binary frames are not accepted"
+            )
+        except (NonJsonMessageReceived, RecursionError):
+            await self.close(CLOSE_INVALID_MESSAGE, "Invalid message: not valid JSON")
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        # Stop the operations first, so that no event is sent after the decision to close.
+        await self.stop_operations()
+        # The peer may be gone already; closing a closed socket is not an error here.
+        with suppress(RuntimeError, WebSocketDisconnect, WebSocketDisconnected):
+            await self.websocket.close(code=code, reason=reason)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws (the `graphql-ws` library's protocol), plus server pings: after
+    connection_ack, a `ping` every `ws_ping_interval_seconds`; no `pong` within
+    `ws_pong_timeout_seconds` closes with 4408."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = _Guard(
+            cast(SocketHost, self.view), self.context, self.websocket, self._stop_operations
+        )
+        self._pong = asyncio.Event()
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        self.on_request_accepted()
+        try:
+            await self.guard.receive_messages("subscribe", self.handle_message)
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self.guard.key_id is None:
+            self.guard.register(self)
+            settings = self.guard.host.settings
+            if settings.ws_ping_interval_seconds > 0:
+                self._pinger = asyncio.create_task(self._ping_until_silent(settings))
+                self._pinger.add_done_callback(self._task_done)
+
+    async def _ping_until_silent(self, settings: Settings) -> None:
+        while not self.guard.closed:
+            await asyncio.sleep(settings.ws_ping_interval_seconds)
+            self._pong.clear()
+            try:
+                await self.send_message({"type": "ping"})
+            except (WebSocketDisconnected, RuntimeError):
+                return  # the socket is closing or gone: the receive loop ends it
+            try:
+                await asyncio.wait_for(self._pong.wait(), settings.ws_pong_timeout_seconds)
+            except TimeoutError:
+                await self.close_socket(CLOSE_PONG_TIMEOUT, "Pong timeout")
+                return
+
+    async def handle_pong(self, message: PongMessage) -> None:
+        self._pong.set()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and (refusal := await self.guard.refusal()):
+            await self.close_socket(CLOSE_FORBIDDEN, refusal.value)
+            return
+        await super().handle_subscribe(message)
+
+    async def handle_invalid_message(self, error_message: str) -> None:
+        await self.close_socket(CLOSE_INVALID_MESSAGE, error_message)
+
+    async def send_message(self, message: Message) -> None:
+        if not self.guard.closed:
+            await super().send_message(message)
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        await self.guard.close(code, reason)
+
+    async def _stop_operations(self) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+
+    async def shutdown(self) -> None:
+        self.guard.unregister(self)
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._pinger
+        await super().shutdown()
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol (Apollo's `subscriptions-transport-ws`). It has no pong, so
+    the server sends its `ka` keep-alive at the ping interval; dead peers are found by
+    uvicorn's WebSocket-level pings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = _Guard(cast(SocketHost, self.view), self.context, self.websocket, self.cleanup)
+
+    async def handle(self) -> None:
+        try:
+            await self.guard.receive_messages("start", self.handle_message)
+        except WebSocketDisconnected:
+            pass
+        finally:
+            self.guard.unregister(self)
+            if self.keep_alive_task:
+                self.keep_alive_task.cancel()
+                with suppress(BaseException):
+                    await self.keep_alive_task
+            await self.cleanup()
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        if self.connection_acknowledged:
+            # Strawberry would authenticate again and swap the principal under running
+            # operations; graphql-transport-ws refuses a second init with 4429, so do we.
+            await self.close_socket(
+                CLOSE_TOO_MANY_INITIALISATIONS, "Too many initialisation requests"
+            )
+            return
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.guard.register(self)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        if self.connection_acknowledged and (refusal := await self.guard.refusal()):
+            await self.close_socket(CLOSE_FORBIDDEN, refusal.value)
+            return
+        await super().handle_start(message)
+
+    async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
+        if not self.guard.closed:
+            await super().send_message(cast(OperationMessage, message))
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        await self.guard.close(code, reason)

@@ -1,0 +1,310 @@
+"""Live-event fan-out on one real server process: idle sockets held, deliveries per second,
+commit-to-delivery latency, and an ordinary query's latency during the burst.
+
+    .venv/bin/python -m bench.fanout [--sockets 5000] [--subscribers 1000] [--orders 100]
+                                     [--database postgresql|sqlite]
+
+1. Opens `--sockets` idle graphql-transport-ws connections (acknowledged, no subscription)
+   and reports the server's resident memory per socket.
+2. Opens `--subscribers` account-wide `orderStatusChanged` subscriptions (20 per socket, the
+   per-socket maximum), then places `--orders` orders 10 at a time. Each order is PLACED then
+   FULFILLED, so every subscriber must receive 2 x orders events. Reports deliveries/s (from
+   the first order to the last delivery), the p50/p99 of commit → delivery (`occurredAt`, set
+   in the committing transaction, to the moment the client reads the message), and the p50/p99
+   of a small `order(id)` query sent every 20 ms over HTTP meanwhile.
+
+The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
+in-process worker; the load comes from this process (Python `websockets`), on the same machine.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.order_latency import demo_test_key, free_port
+
+POSTGRES_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+PER_SOCKET = 20  # the server's max_subscriptions_per_connection
+PLACE_CONCURRENTLY = 10
+SUBSCRIPTION = """subscription {
+  orderStatusChanged { sequence previousState state occurredAt order { id state mass { amount } } }
+}"""
+CREATE = """mutation { createOrderByMass(input: {mass: {amount: "1", unit: KG}}) {
+  order { id } userErrors { code } } }"""
+QUERY = "query($id: ID!) { order(id: $id) { id state } }"
+
+
+@dataclass
+class Server:
+    process: "subprocess.Popen[bytes]"
+    base_url: str
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/graphql"
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def serve(database_url: str) -> Iterator[Server]:
+    port = free_port()
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    env = {
+        **os.environ,
+        "CG_DATABASE_URL": database_url,
+        "CG_SECRET_KEY": "bench-secret",
+        "CG_RATE_LIMIT_PER_SECOND": "0",
+        "CG_LOG_LEVEL": "WARNING",  # an access log line per request would be part of the bench
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(log.read_text()) from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.unlink(missing_ok=True)
+
+
+async def open_socket(server: Server, key: str) -> ClientConnection:
+    socket = await connect(
+        server.ws_url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        compression=None,
+        max_queue=None,
+        open_timeout=30,
+    )
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+    ack = json.loads(await socket.recv())
+    assert ack["type"] == "connection_ack", ack
+    return socket
+
+
+async def open_sockets(server: Server, key: str, count: int) -> list[ClientConnection]:
+    limit = asyncio.Semaphore(100)
+
+    async def one() -> ClientConnection:
+        async with limit:
+            return await open_socket(server, key)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+async def idle_sockets(server: Server, key: str, count: int) -> None:
+    before = server.rss_bytes()
+    started = time.perf_counter()
+    sockets = await open_sockets(server, key, count)
+    opened = time.perf_counter() - started
+    await asyncio.sleep(1)
+    after = server.rss_bytes()
+    print(
+        f"idle sockets: {len(sockets)} held in one process (opened in {opened:.1f} s); "
+        f"server RSS {before / 2**20:.0f} → {after / 2**20:.0f} MiB, "
+        f"{(after - before) / len(sockets) / 1024:.1f} KiB per socket"
+    )
+    await asyncio.gather(*(socket.close() for socket in sockets))
+
+
+@dataclass
+class Deliveries:
+    expected: int
+    probe: str = ""
+    registered: set[str] = field(default_factory=set)  # subscriptions that saw the probe
+    subscribers: int = 0
+    all_registered: asyncio.Event = field(default_factory=asyncio.Event)
+    count: int = 0
+    latencies: list[float] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    last_at: float = 0.0
+
+
+async def read_deliveries(socket: ClientConnection, deliveries: Deliveries) -> None:
+    async for raw in socket:
+        received = time.time()
+        message = json.loads(raw)
+        if message.get("type") != "next":
+            continue
+        change = message["payload"]["data"]["orderStatusChanged"]
+        if change["order"]["id"] == deliveries.probe:
+            deliveries.registered.add(message["id"])
+            if len(deliveries.registered) >= deliveries.subscribers:
+                deliveries.all_registered.set()
+            continue
+        occurred = datetime.fromisoformat(change["occurredAt"]).timestamp()
+        deliveries.latencies.append(received - occurred)
+        deliveries.count += 1
+        deliveries.last_at = time.perf_counter()
+        if deliveries.count >= deliveries.expected:
+            deliveries.done.set()
+
+
+async def query_latencies(
+    http: httpx.AsyncClient, order_id: str, stop: asyncio.Event
+) -> list[float]:
+    latencies = []
+    while not stop.is_set():
+        started = time.perf_counter()
+        response = await http.post("/graphql", json={"query": QUERY, "variables": {"id": order_id}})
+        assert response.status_code == 200, response.text
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+    return latencies
+
+
+async def burst(server: Server, key: str, subscribers: int, orders: int) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+        sockets = await open_sockets(server, key, -(-subscribers // PER_SOCKET))
+        for index in range(subscribers):
+            payload = {"query": SUBSCRIPTION}
+            message = {"id": str(index), "type": "subscribe", "payload": payload}
+            await sockets[index // PER_SOCKET].send(json.dumps(message))
+        deliveries = Deliveries(expected=subscribers * orders * 2, subscribers=subscribers)
+        readers = [asyncio.create_task(read_deliveries(s, deliveries)) for s in sockets]
+        # A probe order: once every subscription has seen it, all of them are registered.
+        probe = (await http.post("/graphql", json={"query": CREATE})).json()
+        deliveries.probe = probe_id = probe["data"]["createOrderByMass"]["order"]["id"]
+        await asyncio.wait_for(deliveries.all_registered.wait(), timeout=30)
+        await asyncio.sleep(0.5)  # and the probe's FULFILLED is out of the way
+
+        stop = asyncio.Event()
+        ordinary = asyncio.create_task(query_latencies(http, probe_id, stop))
+        limit = asyncio.Semaphore(PLACE_CONCURRENTLY)
+
+        async def place() -> None:
+            async with limit:
+                body = (await http.post("/graphql", json={"query": CREATE})).json()
+                assert body["data"]["createOrderByMass"]["userErrors"] == [], body
+
+        started = time.perf_counter()
+        await asyncio.gather(*(place() for _ in range(orders)))
+        placed = time.perf_counter() - started
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(deliveries.done.wait(), timeout=45)
+        stop.set()
+        query_times = await ordinary
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+
+    elapsed = (deliveries.last_at or time.perf_counter()) - started
+    print(
+        f"burst: {subscribers} subscribers x {orders} orders ({orders * 2} events) placed in "
+        f"{placed:.1f} s; {deliveries.count} of {deliveries.expected} deliveries in "
+        f"{elapsed:.1f} s = {deliveries.count / elapsed:,.0f} deliveries/s"
+    )
+    if deliveries.latencies:
+        print(
+            f"commit → delivery: p50 {statistics.median(deliveries.latencies) * 1000:.0f} ms, "
+            f"p99 {percentile(deliveries.latencies, 0.99) * 1000:.0f} ms, "
+            f"max {max(deliveries.latencies) * 1000:.0f} ms"
+        )
+    print(
+        f"ordinary query during the burst ({len(query_times)} requests): "
+        f"p50 {statistics.median(query_times) * 1000:.0f} ms, "
+        f"p99 {percentile(query_times, 0.99) * 1000:.0f} ms"
+    )
+
+
+async def postgres_database() -> str | None:
+    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
+    try:
+        connection = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError) as error:
+        print(f"PostgreSQL unavailable ({error}); using SQLite")
+        return None
+    name = f"cg_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def drop_postgres_database(name: str) -> None:
+    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
+    connection = await asyncpg.connect(dsn, timeout=3)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def run(database_url: str, arguments: argparse.Namespace) -> None:
+    with serve(database_url) as server:
+        key = demo_test_key(server.log.read_text())
+        if arguments.sockets:
+            await idle_sockets(server, key, arguments.sockets)
+        if arguments.subscribers and arguments.orders:
+            await burst(server, key, arguments.subscribers, arguments.orders)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, default=5_000)
+    parser.add_argument("--subscribers", type=int, default=1_000)
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    arguments = parser.parse_args()
+    name = asyncio.run(postgres_database()) if arguments.database == "postgresql" else None
+    if name is None:
+        with tempfile.TemporaryDirectory() as folder:
+            print("database: SQLite")
+            asyncio.run(run(f"sqlite+aiosqlite:///{folder}/bench.db", arguments))
+        return
+    try:
+        print("database: PostgreSQL")
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+        asyncio.run(run(url, arguments))
+    finally:
+        asyncio.run(drop_postgres_database(name))
+
+
+if __name__ == "__main__":
+    main()

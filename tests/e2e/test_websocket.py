@@ -1,0 +1,305 @@
+"""The WebSocket transport over real sockets: malformed frames, server pings, and sockets of
+revoked keys or suspended accounts being closed."""
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.e2e.conftest import RunningServer, launch
+from tests.e2e.test_subscriptions import SUBSCRIPTION, create_order, ws_url
+
+TIMEOUT = 10
+PROTOCOLS = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
+
+CREATE_KEY = """mutation($name: String!) {
+  createApiKey(input: {name: $name}) { secret apiKey { id } userErrors { code } }
+}"""
+REVOKE_KEY = """mutation($id: ID!) {
+  revokeApiKey(input: {id: $id}) { apiKey { revokedAt } userErrors { code } }
+}"""
+
+
+@contextmanager
+def sqlite_server_for_module(
+    sqlite_template: Path, directory: Path, **env: str
+) -> Iterator[RunningServer]:
+    """A server on its own copy of the migrated SQLite template, for tests that share it."""
+    shutil.copyfile(sqlite_template, directory / "test.db")
+    database_url = f"sqlite+aiosqlite:///{directory / 'test.db'}"
+    with launch(database_url, directory / "server.log", **env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server for the frame tests, which change no data."""
+    with sqlite_server_for_module(sqlite_template, tmp_path_factory.mktemp("frames")) as server:
+        yield server
+
+
+async def open_socket(
+    server: RunningServer, protocol: str, key: str | None = None
+) -> ClientConnection:
+    socket = await connect(ws_url(server), subprotocols=[protocol])  # type: ignore[list-item]
+    if key is not None:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+        assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))["type"] == (
+            "connection_ack"
+        )
+    return socket
+
+
+async def frames_until_close(socket: ClientConnection, within: float = TIMEOUT) -> list[Any]:
+    """Every message the server sends until it closes the socket (fails if it does not)."""
+    messages: list[Any] = []
+    async with asyncio.timeout(within):
+        try:
+            while True:
+                messages.append(json.loads(await socket.recv()))
+        except ConnectionClosed:
+            return messages
+
+
+async def start(socket: ClientConnection, protocol: str, operation_id: str = "1") -> None:
+    await socket.send(
+        json.dumps(
+            {
+                "id": operation_id,
+                "type": PROTOCOLS[protocol],
+                "payload": {"query": SUBSCRIPTION, "variables": {}},
+            }
+        )
+    )
+
+
+async def graphql(server: RunningServer, key: str, query: str, **variables: Any) -> Any:
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        response = await http.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def new_key(server: RunningServer, name: str) -> tuple[str, str]:
+    """A fresh standard test key of the demo account: (secret, global id)."""
+    admin = server.demo_key("test", "admin")
+    created = (await graphql(server, admin, CREATE_KEY, name=name))["createApiKey"]
+    return created["secret"], created["apiKey"]["id"]
+
+
+MALFORMED_FRAMES: dict[str, str | bytes] = {
+    "array": "[]",
+    "null": "null",
+    "number": "123",
+    "string": '"x"',
+    "invalid JSON": "{",
+    "binary": b"\x00\xff\xfe",
+    "deeply nested": "[" * 100_000,
+    "type not a string": '{"type": 1}',
+    "payload not an object": '{"id": "1", "type": "SUBSCRIBE", "payload": 1}',
+    "query not a string": '{"id": "1", "type": "SUBSCRIBE", "payload": {"query": 1}}',
+    "id not a string": '{"id": [], "type": "SUBSCRIBE", "payload": {"query": "{ a }"}}',
+    "variables not an object": (
+        '{"id": "1", "type": "SUBSCRIBE", "payload": {"query": "{ a }", "variables": []}}'
+    ),
+}
+
+
+def for_protocol(frame: str | bytes, protocol: str) -> str | bytes:
+    return frame.replace("SUBSCRIBE", PROTOCOLS[protocol]) if isinstance(frame, str) else frame
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+@pytest.mark.parametrize("frame", list(MALFORMED_FRAMES.values()), ids=list(MALFORMED_FRAMES))
+async def test_a_malformed_frame_closes_the_socket_with_4400(
+    sqlite_server: RunningServer, protocol: str, frame: str | bytes
+) -> None:
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "standard"))
+    await socket.send(for_protocol(frame, protocol))
+    await frames_until_close(socket)
+    assert socket.close_code == 4400
+    assert (socket.close_reason or "").startswith("Invalid message")
+
+
+async def test_malformed_frames_before_connection_init_log_no_error(
+    sqlite_server: RunningServer,
+) -> None:
+    for protocol in PROTOCOLS:
+        for frame in MALFORMED_FRAMES.values():
+            socket = await open_socket(sqlite_server, protocol)
+            await socket.send(for_protocol(frame, protocol))
+            await frames_until_close(socket)
+            assert socket.close_code == 4400, (protocol, frame)
+    log = sqlite_server.output()
+    assert "Traceback" not in log
+    assert '"level": "ERROR"' not in log
+    assert '"method": "WEBSOCKET", "path": "/graphql", "status": 101' in log
+    assert '"close_code": 4400' in log
+
+
+@pytest.fixture(scope="module")
+def pinging_server(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with sqlite_server_for_module(
+        sqlite_template,
+        tmp_path_factory.mktemp("pings"),
+        CG_WS_PING_INTERVAL_SECONDS="0.3",
+        CG_WS_PONG_TIMEOUT_SECONDS="0.5",
+    ) as server:
+        yield server
+
+
+async def test_the_server_pings_and_keeps_a_peer_that_answers(
+    pinging_server: RunningServer,
+) -> None:
+    socket = await open_socket(
+        pinging_server, "graphql-transport-ws", pinging_server.demo_key("test", "standard")
+    )
+    began = time.monotonic()
+    for _ in range(5):
+        assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT)) == {"type": "ping"}
+        await socket.send(json.dumps({"type": "pong"}))
+    # Five rounds outlast what a silent peer is given (0.3 s + 0.5 s), and the socket stays open.
+    assert time.monotonic() - began > 1.2
+    await socket.send(json.dumps({"type": "ping"}))
+    assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))["type"] in ("pong", "ping")
+    assert socket.close_code is None
+    await socket.close()
+
+
+async def test_a_peer_that_does_not_answer_pings_is_closed_with_4408(
+    pinging_server: RunningServer,
+) -> None:
+    socket = await open_socket(
+        pinging_server, "graphql-transport-ws", pinging_server.demo_key("test", "standard")
+    )
+    began = time.monotonic()
+    messages = await frames_until_close(socket, within=5)
+    assert messages == [{"type": "ping"}]
+    assert socket.close_code == 4408
+    assert socket.close_reason == "Pong timeout"
+    assert time.monotonic() - began < 3
+
+
+async def test_the_legacy_protocol_gets_keep_alives_at_the_ping_interval(
+    pinging_server: RunningServer,
+) -> None:
+    socket = await open_socket(
+        pinging_server, "graphql-ws", pinging_server.demo_key("test", "standard")
+    )
+    messages = [json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT)) for _ in range(3)]
+    await socket.close()
+    assert messages == [{"type": "ka"}] * 3
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_revoking_a_key_closes_its_open_sockets_with_4403(
+    server: RunningServer, protocol: str
+) -> None:
+    secret, key_id = await new_key(server, f"revoked over {protocol}")
+    socket = await open_socket(server, protocol, secret)
+    other = await open_socket(server, protocol, server.demo_key("test", "standard"))
+    await start(socket, protocol)
+    await start(other, protocol)
+    await asyncio.sleep(0.3)
+    await graphql(server, server.demo_key("test", "admin"), REVOKE_KEY, id=key_id)
+    revoked_at = time.monotonic()
+    messages = await frames_until_close(socket, within=6)
+    closed_after = time.monotonic() - revoked_at
+    # An order placed now reaches the socket of the key that is still valid, not the other.
+    await create_order(server, server.demo_key("test", "standard"), "5")
+    other_message = json.loads(await asyncio.wait_for(other.recv(), TIMEOUT))
+    while other_message["type"] == "ka":
+        other_message = json.loads(await asyncio.wait_for(other.recv(), TIMEOUT))
+    await other.close()
+    assert socket.close_code == 4403
+    assert socket.close_reason == "The API key has been revoked."
+    assert closed_after < 4  # the check runs every 2 s
+    assert [message for message in messages if message["type"] not in ("ka", "ping")] == []
+    assert other_message["type"] in ("next", "data")
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_a_revoked_key_cannot_start_an_operation_before_the_next_check(
+    database_url: str, tmp_path: Path, protocol: str
+) -> None:
+    # Checks every 60 s: only the check at the start of an operation can refuse it.
+    with launch(database_url, tmp_path / "server.log", CG_WS_ACCESS_CHECK_SECONDS="60") as server:
+        secret, key_id = await new_key(server, "revoked before subscribing")
+        socket = await open_socket(server, protocol, secret)
+        await graphql(server, server.demo_key("test", "admin"), REVOKE_KEY, id=key_id)
+        await start(socket, protocol)
+        messages = await frames_until_close(socket, within=5)
+    assert socket.close_code == 4403
+    assert [message for message in messages if message["type"] not in ("ka", "ping")] == []
+
+
+def suspend(database_url: str, slug: str, status: str = "suspend") -> None:
+    environment = {**os.environ, "CG_DATABASE_URL": database_url, "CG_SECRET_KEY": "e2e-secret"}
+    subprocess.run(
+        [sys.executable, "-m", "app", "accounts", status, slug],
+        check=True,
+        env=environment,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_suspending_an_account_closes_its_sockets_and_refuses_new_ones(
+    server: RunningServer, database_url: str, protocol: str
+) -> None:
+    socket = await open_socket(server, protocol, server.demo_key("test", "standard"))
+    await start(socket, protocol)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(suspend, database_url, "demo")
+    suspended_at = time.monotonic()
+    messages = await frames_until_close(socket, within=6)
+    closed_after = time.monotonic() - suspended_at
+    assert socket.close_code == 4403
+    assert socket.close_reason == "The account is suspended."
+    assert closed_after < 4
+    assert [message for message in messages if message["type"] not in ("ka", "ping")] == []
+
+    refused = await connect(ws_url(server), subprotocols=[protocol])  # type: ignore[list-item]
+    key = server.demo_key("test", "standard")
+    await refused.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+    answers = await frames_until_close(refused)
+    if protocol == "graphql-transport-ws":
+        assert refused.close_code == 4403
+    else:  # the legacy protocol refuses with a connection_error message
+        assert answers[0]["type"] == "connection_error"
+        assert answers[0]["payload"]["message"] == "The account is suspended."
+
+
+async def test_a_second_connection_init_on_the_legacy_protocol_closes_with_4429(
+    sqlite_server: RunningServer,
+) -> None:
+    # Else the second key would take over the socket's running operations and its checks.
+    socket = await open_socket(
+        sqlite_server, "graphql-ws", sqlite_server.demo_key("test", "standard")
+    )
+    admin = sqlite_server.demo_key("test", "admin")
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": admin}}))
+    messages = await frames_until_close(socket)
+    assert socket.close_code == 4429
+    assert [message for message in messages if message["type"] != "ka"] == []

@@ -1,0 +1,125 @@
+"""The per-process event feed: exactly once, in order, with replay, overflow and polling."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from app.accounts.models import Account, Mode
+from app.db import Database
+from app.events.broker import MemoryBroker
+from app.events.feed import Delivery, EventFeed, Subscriber
+from app.events.relay import relay_pending
+from app.offsets import service as offsets
+from app.offsets.models import OffsetOrder
+from tests.conftest import make_account
+from tests.offsets_fixtures import place_one_tonne, principal_for, stock_of_tonnes
+
+TIMEOUT = 10
+
+
+async def _place(
+    db: Database, count: int, *, account: Account, mode: Mode = Mode.TEST
+) -> list[uuid.UUID]:
+    admin = principal_for(account, mode)
+    return [await place_one_tonne(db, admin) for _ in range(count)]
+
+
+async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
+    seen: list[int] = []
+    deliveries: AsyncIterator[Delivery[OffsetOrder]] = subscriber.deliveries()
+    async with asyncio.timeout(TIMEOUT):
+        while len(seen) < count:
+            seen.append((await anext(deliveries)).sequence)
+    return seen
+
+
+async def test_after_sequence_replays_exactly_what_followed_then_continues_live(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    admin = principal_for(account)
+    await stock_of_tonnes(db, admin, [100])
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    await _place(db, 6, account=account)
+    await relay_pending(db, broker)  # sequences 1..6
+    try:
+        async with feed.subscribe(admin, None, after=2) as subscriber:
+            await _place(db, 3, account=account)
+            await relay_pending(db, broker)  # 7..9, live
+            assert await _take(subscriber, 7) == [3, 4, 5, 6, 7, 8, 9]
+    finally:
+        await feed.close()
+
+
+async def test_a_slow_subscriber_catches_up_from_the_outbox_without_holding_up_others(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    admin = principal_for(account)
+    await stock_of_tonnes(db, admin, [100])
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes, queue_size=3)
+    try:
+        async with (
+            feed.subscribe(admin, None, after=None) as fast,
+            feed.subscribe(admin, None, after=None) as slow,
+        ):
+            fast_seen = asyncio.create_task(_take(fast, 20))
+            for _ in range(4):
+                await _place(db, 5, account=account)
+                await relay_pending(db, broker)
+                await asyncio.sleep(0.05)  # the feed hands out each batch; `slow` reads nothing
+            assert await fast_seen == list(range(1, 21))
+            assert slow.behind  # its queue filled up, so it is no longer queued for
+            assert await _take(slow, 20) == list(range(1, 21))
+            assert slow.catch_ups == 1
+    finally:
+        await feed.close()
+
+
+async def test_events_published_by_another_process_arrive_by_polling_the_outbox(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    admin = principal_for(account)
+    await stock_of_tonnes(db, admin, [100])
+    feed = EventFeed(db, MemoryBroker(), offsets.orders_of_changes, poll_seconds=0.05)
+    other_process = MemoryBroker()  # e.g. a separate worker without Redis: its ring is unheard
+    try:
+        async with feed.subscribe(admin, None, after=None) as subscriber:
+            await _place(db, 3, account=account)
+            await relay_pending(db, other_process)
+            assert await _take(subscriber, 3) == [1, 2, 3]
+    finally:
+        await feed.close()
+
+
+async def test_subscribers_see_only_their_scope_and_their_order(db: Database) -> None:
+    account = await make_account(db)
+    other = await make_account(db, slug="other", name="Other")
+    test, live = principal_for(account), principal_for(account, Mode.LIVE)
+    for principal in (test, live, principal_for(other)):
+        await stock_of_tonnes(db, principal, [10])
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    try:
+        async with (
+            feed.subscribe(live, None, after=None) as live_subscriber,
+            feed.subscribe(test, None, after=None) as test_subscriber,
+        ):
+            await _place(db, 1, account=other)
+            [test_order, watched] = await _place(db, 2, account=account)
+            [live_order] = await _place(db, 1, account=account, mode=Mode.LIVE)
+            await relay_pending(db, broker)
+            async with feed.subscribe(test, watched, after=0) as one_order:
+                live_delivery = await anext(live_subscriber.deliveries())
+                test_deliveries = test_subscriber.deliveries()
+                firsts = [(await anext(test_deliveries)).change.order_id for _ in range(2)]
+                watched_delivery = await anext(one_order.deliveries())
+    finally:
+        await feed.close()
+    assert live_delivery.change.order_id == live_order
+    assert live_delivery.order.id == live_order
+    assert firsts == [test_order, watched]
+    assert watched_delivery.change.order_id == watched

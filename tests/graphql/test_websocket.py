@@ -1,0 +1,94 @@
+"""OpenSockets: one statement per check closes every socket of revoked keys and suspended
+accounts, whatever the number of sockets. (The handlers are tested over real sockets in
+tests/e2e/test_websocket.py.)"""
+
+import pytest
+
+from app.accounts import service as accounts
+from app.accounts.models import AccountStatus
+from app.db import Database
+from app.graphql.websocket import CLOSE_FORBIDDEN, OpenSockets, message_problem
+from tests.conftest import counting_statements, make_account, make_key
+
+
+class RecordingSocket:
+    """Stands in for a protocol handler: records how OpenSockets closed it."""
+
+    def __init__(self) -> None:
+        self.closed_with: tuple[int, str] | None = None
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+async def test_one_statement_closes_the_sockets_of_revoked_keys_and_suspended_accounts(
+    db: Database,
+) -> None:
+    acme = await make_account(db, "acme", "Acme")
+    globex = await make_account(db, "globex", "Globex")
+    (revoked, _), (kept, _) = await make_key(db, acme), await make_key(db, acme)
+    suspended, _ = await make_key(db, globex)
+    open_sockets = OpenSockets(db, check_interval=0)
+    keys = (revoked, kept, suspended)
+    sockets = {key.id: [RecordingSocket() for _ in range(300)] for key in keys}
+    for key_id, key_sockets in sockets.items():
+        for socket in key_sockets:
+            open_sockets.add(key_id, socket)
+    _, admin_key = await make_key(db, acme, admin=True)
+    async with db.transaction() as session:
+        admin, _ = await accounts.authenticate(session, admin_key)
+        await accounts.revoke_api_key(session, admin, revoked.id)
+        await accounts.set_account_status(session, "globex", AccountStatus.SUSPENDED)
+
+    with counting_statements(db) as statements:
+        closed = await open_sockets.close_refused()
+
+    assert len(statements) == 1
+    assert closed == 600
+    assert len(open_sockets) == 300
+    revoked_reason = (CLOSE_FORBIDDEN, "The API key has been revoked.")
+    suspended_reason = (CLOSE_FORBIDDEN, "The account is suspended.")
+    assert {socket.closed_with for socket in sockets[revoked.id]} == {revoked_reason}
+    assert {socket.closed_with for socket in sockets[suspended.id]} == {suspended_reason}
+    assert {socket.closed_with for socket in sockets[kept.id]} == {None}
+
+
+async def test_no_open_sockets_means_no_statement(db: Database) -> None:
+    with counting_statements(db) as statements:
+        assert await OpenSockets(db, check_interval=0).close_refused() == 0
+    assert statements == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [],
+        None,
+        123,
+        "x",
+        {},
+        {"type": None},
+        {"type": "subscribe"},
+        {"type": "subscribe", "id": "", "payload": {"query": "{ a }"}},
+        {"type": "subscribe", "id": "1", "payload": []},
+        {"type": "subscribe", "id": "1", "payload": {"query": "{ a }", "operationName": 1}},
+        {"type": "subscribe", "id": "1", "payload": {"query": "{ a }", "extensions": "x"}},
+        {"type": "complete", "id": 1},
+    ],
+)
+def test_malformed_messages_are_named(message: object) -> None:
+    assert (message_problem(message, "subscribe") or "").startswith("Invalid message")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "connection_init"},
+        {"type": "ping"},
+        {"type": "subscribe", "id": "1", "payload": {"query": "{ a }", "variables": None}},
+        {"type": "complete", "id": "1"},
+        {"type": "something new"},  # the protocol handler answers unknown types itself
+    ],
+)
+def test_well_formed_messages_pass(message: object) -> None:
+    assert message_problem(message, "subscribe") is None
