@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 STARTUP_TIMEOUT_SECONDS = 30
-DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -130,16 +128,3 @@ def launch_worker(database_url: str, log_path: Path, **env: str) -> Iterator[Run
 def server(database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
     with launch(database_url, tmp_path / "server.log") as running:
         yield running
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
-    try:
-        redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {url} is unreachable: {error} (required under CI=true)")
-        print(f"\nskipping Redis tests: {error}")
-        pytest.skip(f"Redis at {url} is unreachable: {error}")
-    return url
