@@ -22,7 +22,9 @@ from tests.graphql.hostile_cases import CASES, VIEWER, body, with_ids
 HOSTILE_SECONDS = 6.0
 HOSTILE_CLIENTS = 2
 SPAWN_SECONDS = 1.0  # a spawned process imports the test modules before it fires
-CHEAP_QUERY_BUDGET_MS = 250
+# Quiet machine: worst ~100-250 ms with two hostile clients; a freeze of issue 7 was 23 s.
+# The margin is for shared CI runners (2 cores, load 5: single stalls of 300-700 ms seen).
+CHEAP_QUERY_BUDGET_MS = 500
 # A hostile request may hang on a server that freezes; the test still ends.
 REQUEST_TIMEOUT_SECONDS = 60.0
 
@@ -125,6 +127,11 @@ def test_a_cheap_query_stays_fast_while_hostile_requests_run(server: RunningServ
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     project_id = _project_id(server, headers)
     bodies = [with_ids(case.content, project_id) for case in CASES]
+    # Warm: each path's first run compiles statements and fills caches (100-300 ms on a busy
+    # machine, with or without hostile input); the test is about what hostile input costs.
+    with httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        for content in [*bodies, body(VIEWER)]:
+            http.post("/graphql", content=content, headers=headers)
     windows = [hostile_window(server.base_url, headers, bodies)]
     if windows[0].worst >= CHEAP_QUERY_BUDGET_MS:
         # A second window: on a shared CPU the timed client itself can be descheduled for a
