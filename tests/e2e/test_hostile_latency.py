@@ -8,6 +8,7 @@ bounds on the event loop (issue 7: 23 s for `1e999999` grams) makes every other 
 with it.
 """
 
+import contextlib
 import multiprocessing
 import statistics
 import time
@@ -131,7 +132,9 @@ def test_a_cheap_query_stays_fast_while_hostile_requests_run(server: RunningServ
     # machine, with or without hostile input); the test is about what hostile input costs.
     with httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
         for content in [*bodies, body(VIEWER)]:
-            http.post("/graphql", content=content, headers=headers)
+            # Answers are test_hostile_inputs.py's concern; this test times everyone else's.
+            with contextlib.suppress(httpx.TransportError):
+                http.post("/graphql", content=content, headers=headers)
     windows = [hostile_window(server.base_url, headers, bodies)]
     if windows[0].worst >= CHEAP_QUERY_BUDGET_MS:
         # A second window: on a shared CPU the timed client itself can be descheduled for a
