@@ -496,8 +496,16 @@ def estimate_electricity(energy_kwh: Decimal | int, country_code: str) -> Calcul
 
 # --- products (the seed's customer-order method) --------------------------------------------
 
-ESTIMATED = "estimated"
-INDICATIVE = "indicative"
+
+class FigureQuality(StrEnum):
+    """How a part's figure was obtained, in the seed's lowercase words."""
+
+    estimated = "estimated"  # lowercase: the seed labels parts this way
+    indicative = "indicative"  # from typical usage, not metered
+
+
+ESTIMATED = FigureQuality.estimated
+INDICATIVE = FigureQuality.indicative
 # Average calendar month (365.25 / 12 days), so a 48-month lifetime is exactly 4 years of use.
 DAYS_PER_MONTH = Decimal("30.4375")
 _KG_PER_MASS_UNIT = {"tonnes": Decimal(1000), "kg": Decimal(1)}
@@ -509,7 +517,7 @@ class PartLabel:
 
     ghg_scope: str
     ghg_category: str
-    type: str  # "estimated" or "indicative"
+    type: FigureQuality
 
 
 _PURCHASED_GOODS = "Category 1: Purchased goods and services"

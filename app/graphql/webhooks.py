@@ -67,7 +67,7 @@ class WebhookAttempt:
 class WebhookDelivery(relay.Node):
     id: relay.NodeID[str]
     url: str
-    event_type: str
+    event_type: WebhookEventType  # type: ignore[valid-type]
     event_sequence: int
     state: DeliveryState  # type: ignore[valid-type]
     attempt_count: int
@@ -82,7 +82,7 @@ class WebhookDelivery(relay.Node):
         return cls(
             id=str(row.id),
             url=row.url,
-            event_type=row.event_type,
+            event_type=endpoints.WebhookEventType(row.event_type),
             event_sequence=row.event_sequence,
             state=row.state,
             attempt_count=row.attempt_count,

@@ -71,7 +71,7 @@ async def test_order_shows_its_webhook_deliveries_and_attempts(
     deliveries = (await gql.execute(DELIVERIES, id=order["id"]))["data"]["order"][
         "webhookDeliveries"
     ]
-    assert sorted(d["eventType"] for d in deliveries) == ["order.fulfilled", "order.placed"]
+    assert sorted(d["eventType"] for d in deliveries) == ["ORDER_FULFILLED", "ORDER_PLACED"]
     assert sorted(d["state"] for d in deliveries) == ["PENDING", "SUCCEEDED"]
     failed = next(d for d in deliveries if d["state"] == "PENDING")
     assert failed["attempts"] == [{"statusCode": 500, "error": None}]

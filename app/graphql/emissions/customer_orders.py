@@ -10,8 +10,8 @@ import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import relay
 
+from app.emissions import calculators, models
 from app.emissions import customer_orders as service
-from app.emissions import models
 from app.emissions.calculators import (
     EMBODIED_LABEL,
     PACKAGING_LABEL,
@@ -25,7 +25,19 @@ from app.graphql.errors import UserError, perform
 from app.graphql.relay import connection, nodes_by_id, row_id_of
 from app.pagination import PageRequest
 
-EMISSION_UNIT = "kgCO2e"
+
+class Unit(StrEnum):
+    kgCO2e = "kgCO2e"  # the seed's spelling, as the value clients already read
+
+
+EmissionUnit = strawberry.enum(Unit, name="EmissionUnit", description="Unit of an emission.")
+EMISSION_UNIT = Unit.kgCO2e
+FigureQuality = strawberry.enum(
+    calculators.FigureQuality,
+    name="FigureQuality",
+    description="How a part's figure was obtained: `estimated` from published factors, "
+    "`indicative` from typical usage rather than metered use.",
+)
 MILLIGRAMS_PER_KG = 1_000_000
 
 CustomerOrderStatus = strawberry.enum(models.CustomerOrderStatus, name="CustomerOrderStatus")
@@ -46,10 +58,10 @@ def _kg(milligrams: int) -> float:
 class EmissionPart:
     description: str
     emission: float = strawberry.field(description="kg CO2e.")
-    emission_unit: str
+    emission_unit: EmissionUnit  # type: ignore[valid-type]
     ghg_scope: str
     ghg_category: str
-    type: str = strawberry.field(description='"estimated", or "indicative" for the use phase.')
+    type: FigureQuality  # type: ignore[valid-type]
 
     @classmethod
     def of(cls, description: str, milligrams: int, label: PartLabel) -> "EmissionPart":
@@ -95,7 +107,7 @@ class CustomerOrderItem:
     tenure_months: int
     weight_kg: Decimal = strawberry.field(description="Shipped weight used for transportation.")
     total_emission: float = strawberry.field(description="kg CO2e: the sum of the four parts.")
-    emission_unit: str
+    emission_unit: EmissionUnit  # type: ignore[valid-type]
     emission_breakdown: EmissionBreakdown
 
     @classmethod
@@ -122,7 +134,7 @@ class CustomerOrder(relay.Node):
     tenure_start_date: date
     status: CustomerOrderStatus  # type: ignore[valid-type]
     total_emission: float = strawberry.field(description="kg CO2e of all items.")
-    emission_unit: str
+    emission_unit: EmissionUnit  # type: ignore[valid-type]
     item_count: int
     created_at: datetime
     estimate_id: strawberry.Private[uuid.UUID]
@@ -172,7 +184,7 @@ class DeviceOrderEmission:
     order_date: date
     tenure_start_date: date
     total_emission: float
-    emission_unit: str
+    emission_unit: EmissionUnit  # type: ignore[valid-type]
     emission: EmissionBreakdown
 
 
@@ -181,7 +193,7 @@ class DeviceEmissions:
     serial_number: str
     number_of_orders: int
     total_emission: float
-    emission_unit: str
+    emission_unit: EmissionUnit  # type: ignore[valid-type]
     orders: list[DeviceOrderEmission]
 
     @classmethod
