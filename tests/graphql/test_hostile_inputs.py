@@ -53,11 +53,17 @@ async def post(client: httpx.AsyncClient, key: str, content: bytes) -> tuple[htt
 
 
 async def assert_responsive(client: httpx.AsyncClient, key: str) -> None:
-    response, elapsed_ms = await post(client, key, body(VIEWER))
-    assert response.status_code == 200, response.text
-    assert response.json()["data"]["viewer"]["mode"] == "TEST"
-    # A frozen server shows here; the tight bound on a cheap query is tests/e2e's, on a real server.
-    assert elapsed_ms < RESPONSIVE_MS, f"cheap query took {elapsed_ms:.0f} ms"
+    # A frozen server shows here; the tight bound on a cheap query is tests/e2e's, on a real
+    # server. Best of two, as elsewhere: a shared CPU can delay one answer, not a frozen loop.
+    timings = []
+    for _ in range(2):
+        response, elapsed_ms = await post(client, key, body(VIEWER))
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["viewer"]["mode"] == "TEST"
+        timings.append(elapsed_ms)
+        if elapsed_ms < RESPONSIVE_MS:
+            return
+    raise AssertionError(f"cheap query took {min(timings):.0f} ms twice")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
