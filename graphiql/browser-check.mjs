@@ -1,15 +1,17 @@
 // Drives the IDE of a running server in headless Chromium with every non-local request
 // aborted; tests/e2e/test_graphiql_browser.py runs it and checks what it reports.
 //
-//   node browser-check.mjs BASE_URL SCREENSHOT_PATH
+//   node browser-check.mjs BASE_URL SCREENSHOT_PATH TYPED_KEY
 //
 // Prints one JSON object per line: {"step": "subscribed"} once the OrderUpdates subscription
 // is open (the test then places an order and writes its id on stdin), then {"step": "done",
 // ...} with what the page showed, the requests it aborted, CSP violations and page errors.
+// Last, it types TYPED_KEY into the headers pane, runs "Welcome" with it and reports everything
+// the browser stored (local and session storage, IndexedDB, cookies): no key may be in it.
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
-const [baseUrl, screenshotPath] = process.argv.slice(2);
+const [baseUrl, screenshotPath, typedKey] = process.argv.slice(2);
 const TIMEOUT_MS = 30_000;
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -34,8 +36,9 @@ const aborted = [];
 const pageErrors = [];
 const framesReceived = [];
 let page;
+let context;
 try {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
   // Context-wide, so requests of the page's web workers are covered too.
   await context.route('**/*', (route) => {
     const url = route.request().url();
@@ -107,8 +110,42 @@ try {
   );
   const event = await editorText('.graphiql-response');
   await page.screenshot({ path: screenshotPath });
+
+  // Stop the subscription (the run button is its stop button now), type the other key over
+  // the headers pane's content and run "Welcome" with it.
+  await page.locator('.graphiql-execute-button').click();
+  await page.waitForTimeout(500);
+  await page.locator('.graphiql-editor-tool .view-lines').locator('visible=true').click();
+  await page.keyboard.press('ControlOrMeta+A');
+  await page.keyboard.press('Delete');
+  // insertText, not type: Monaco would close the braces and quotes a second time.
+  await page.keyboard.insertText(`{"Authorization": "Bearer ${typedKey}"}`);
+  const typedHeaders = await editorText('.graphiql-editor-tool');
+  await runOperation('Welcome');
+  await page.waitForFunction(() => document.querySelector('.graphiql-response')?.innerText.includes('"LIVE"'));
+  const typedWelcome = await editorText('.graphiql-response');
+  await page.waitForTimeout(1_000); // GraphiQL debounces its tab-state writes
+  const stored = await page.evaluate(async () => {
+    const dump = (store) =>
+      Object.fromEntries(Array.from({ length: store.length }, (_, i) => store.key(i)).map((k) => [k, store.getItem(k)]));
+    const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    const databases = {};
+    for (const { name } of await indexedDB.databases()) {
+      const db = await request(indexedDB.open(name));
+      for (const storeName of db.objectStoreNames) {
+        const records = await request(db.transaction(storeName).objectStore(storeName).getAll());
+        databases[`${name}/${storeName}`] = JSON.stringify(records);
+      }
+      db.close();
+    }
+    return { localStorage: dump(localStorage), sessionStorage: dump(sessionStorage), indexedDB: databases };
+  });
+  stored.cookies = await context.cookies();
   const cspViolations = await page.evaluate(() => window.cspViolations);
-  report('done', { csp, headers, operation, welcome, docs, event, aborted, cspViolations, pageErrors });
+  report('done', {
+    csp, headers, operation, welcome, docs, event, typedHeaders, typedWelcome, stored,
+    aborted, cspViolations, pageErrors,
+  });
 } catch (error) {
   await page?.screenshot({ path: screenshotPath }).catch(() => {});
   report('failed', { error: String(error), aborted, pageErrors, framesReceived });

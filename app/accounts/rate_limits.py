@@ -63,7 +63,9 @@ class RateLimiter(Protocol):
         ...
 
     async def refund(self, key: str, points: int) -> ThrottleStatus | None:
-        """Give back points a request took but did not use (never above the maximum)."""
+        """Give back points a request took but did not use (never above the maximum); a
+        negative refund takes what it used beyond them, below zero if need be (a debt the
+        key's next requests wait out)."""
         ...
 
     async def close(self) -> None: ...
@@ -162,7 +164,7 @@ def rate_limit_headers(status: ThrottleStatus) -> dict[str, str]:
     restored over `w` seconds; `r` is what is left now and `t` the seconds until it is full.
     The quota is in cost points, for which the draft registers no `qu` unit, so none is sent."""
     window = math.ceil(status.maximum_available / status.restore_rate)
-    remaining = math.floor(status.currently_available)
+    remaining = max(0, math.floor(status.currently_available))  # in debt: none left
     reset = math.ceil(max(0.0, status.seconds_until_full))
     return {
         "RateLimit-Policy": f'"{POLICY_NAME}";q={int(status.maximum_available)};w={window}',

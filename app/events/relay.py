@@ -16,7 +16,7 @@ the commit; if the process dies in between, listeners find the rows at their nex
 
 from collections.abc import Callable
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +27,7 @@ from app.events.webhooks.queue import enqueue_for_events
 from app.loops import PollingLoop
 
 BATCH_SIZE = 500
+RELAY_IDLE_TIMEOUT = "5s"
 # Any constant shared by every process; "cgevents" in ASCII.
 PUBLICATION_LOCK = 0x6367_6576_656E_7473
 
@@ -36,6 +37,13 @@ async def _take_publication_lock(session: AsyncSession) -> None:
     began with BEGIN IMMEDIATE, so it is the only writer until it commits."""
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
+        # A holder that freezes (a GC or VM pause, a debugger) would stall every process's
+        # events for as long as it is frozen: PostgreSQL ends its session after this idle
+        # time inside the transaction, which releases the lock; nothing it did commits.
+        connection = await session.connection()
+        await connection.execute(
+            text(f"SET LOCAL idle_in_transaction_session_timeout = '{RELAY_IDLE_TIMEOUT}'")
+        )
         await session.exec(select(func.pg_advisory_xact_lock(PUBLICATION_LOCK)))
 
 

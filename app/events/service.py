@@ -1,8 +1,9 @@
-"""Reading events: an order's state history."""
+"""Reading events: an order's state history, and how far the outbox has been published."""
 
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,3 +29,8 @@ async def changes_of_orders(
         if change := OrderStateChanged.from_row(event):
             grouped.setdefault(change.order_id, []).append(change)
     return grouped
+
+
+async def latest_sequence(session: AsyncSession) -> int:
+    """The highest sequence published so far (0 before the first event)."""
+    return (await session.exec(select(func.max(Event.sequence)))).one() or 0

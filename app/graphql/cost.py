@@ -7,15 +7,23 @@ The rule (README "Cost and rate limits" has the table):
   its list fields (`edges`) times the page size asked for (`first`/`last`, 20 when not given).
   The connection plumbing itself is free: an edge (a type with `cursor` and `node`) and
   `PageInfo` cost 0 of their own, so `edges { node { … } }` costs what `node` costs;
-- any other list counts once: its size is bounded by the data model (an order's
-  allocations, a portfolio's bundles), and depth, alias and token limits bound the rest;
+- any other list of objects costs its assumed size (ASSUMED_LIST_SIZES, 1 for a list not in
+  it) times 1 plus what is selected below one item. The table names the lists whose size
+  the data model lets grow large (a customer order's items, a project's credit batches, an
+  order's webhook deliveries and their attempts, a device's orders); the others (an order's
+  allocations, a portfolio's bundles) stay small;
 - a root mutation field costs 10, its payload included, plus what is selected below it;
 - an operation costs at least 1, so no request is free.
 
+`first`/`last` are read with the operation's variables coerced, defaults included.
+
 The actual cost applies the same rule to the response: a connection's page counts the items
-returned instead of the page size asked for, a list the largest of its items, and a field
-that is absent (skipped, or cut off by an error) costs nothing. It is never above the
-requested cost. Fields sharing a response key are merged by GraphQL and counted once.
+returned instead of the page size asked for, any other list every item it returned (at
+least 1 for the field, when empty), and a field that is absent (skipped, or cut off by an
+error) costs nothing. It can be above the requested cost (a list longer than assumed): the
+difference is then charged after execution, and the key's bucket may go below zero, so the
+key waits until it has refilled. Fields sharing a response key are merged by GraphQL and
+counted once.
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -42,6 +50,7 @@ from graphql import (
     get_nullable_type,
     value_from_ast_untyped,
 )
+from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from app.accounts.rate_limits import ThrottleStatus, retry_after_header
@@ -54,6 +63,17 @@ CONNECTION_COST = 2
 MUTATION_COST = 10
 MINIMUM_COST = 1
 META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
+# The assumed length of the unpaginated lists that can grow long, by (type, field). A customer
+# order holds up to 10,000 items: at 50, one order's items (51 and up) fit in any bucket while
+# a page of 100 orders with their items (5,102 and up) is over the maximum cost of 1,000.
+ASSUMED_LIST_SIZES: dict[tuple[str, str], int] = {
+    ("CustomerOrder", "items"): 50,
+    ("DeviceEmissions", "orders"): 20,
+    ("Project", "creditBatches"): 10,
+    ("Order", "webhookDeliveries"): 10,
+    ("WebhookDelivery", "attempts"): 10,
+}
+DEFAULT_LIST_SIZE = 1
 
 # Stands for "no response to look at" (the requested cost) and for a key absent from one.
 _Missing = object()
@@ -70,14 +90,29 @@ class CostCalculator:
         self.fragments = fragments
         self.variables = variables
 
+    @classmethod
+    def for_operation(
+        cls,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+    ) -> "CostCalculator":
+        """With the operation's variables as execution sees them: coerced, defaults filled in
+        (`query($n: Int = 100)` asks for 100). Values that do not coerce fail execution anyway;
+        the raw ones are used then."""
+        values = get_variable_values(schema, operation.variable_definitions or (), variables or {})
+        # graphql-core 3.3 answers VariableValues (`coerced`), or a list of errors.
+        coerced = getattr(values, "coerced", values)
+        return cls(schema, fragments, coerced if isinstance(coerced, dict) else variables or {})
+
     def requested(self, operation: OperationDefinitionNode) -> int:
         """The cost of the operation as asked, before anything runs."""
         return max(MINIMUM_COST, self._operation_cost(operation, _Missing))
 
     def actual(self, operation: OperationDefinitionNode, data: dict[str, Any] | None) -> int:
-        """The cost of what was resolved, from the response's data; at most the requested."""
-        actual = self._operation_cost(operation, data if data is not None else {})
-        return max(MINIMUM_COST, min(actual, self.requested(operation)))
+        """The cost of what was resolved, from the response's data."""
+        return max(MINIMUM_COST, self._operation_cost(operation, data if data is not None else {}))
 
     def _operation_cost(self, operation: OperationDefinitionNode, data: Any) -> int:
         root = self.schema.get_root_type(operation.operation)
@@ -94,6 +129,9 @@ class CostCalculator:
                     child = get_named_type(definition.type)
                     total += MUTATION_COST + self._children_cost(selections, child, value)
         return total
+
+    def _list_cost(self, parent: GraphQLNamedType, name: str) -> int:
+        return ASSUMED_LIST_SIZES.get((parent.name, name), DEFAULT_LIST_SIZE)
 
     def _merged_fields(
         self, selection_sets: list[SelectionSetNode], parent: GraphQLNamedType
@@ -168,12 +206,21 @@ class CostCalculator:
         own = 0 if self._is_plumbing(child) else OBJECT_COST
         if not isinstance(get_nullable_type(definition.type), GraphQLList):
             return own + self._children_cost(selections, child, value)
+        if page is not None:
+            # A connection's page (`edges`): `first: 0` asks for no items and costs none.
+            if value is _Missing:
+                return own + page * self._children_cost(selections, child, _Missing)
+            items = value if isinstance(value, list) else []
+            return own + sum(self._children_cost(selections, child, item) for item in items)
+        # Any other list: every item costs 1 plus its selection, the assumed number of them
+        # asked for, every one returned counted.
         if value is _Missing:
-            return own + (page or 1) * self._children_cost(selections, child, _Missing)
+            size = self._list_cost(fields[0][1], fields[0][0].name.value)
+            return size * (own + self._children_cost(selections, child, _Missing))
+        if value is None:
+            return own  # resolved to null
         items = value if isinstance(value, list) else []
-        costs = [self._children_cost(selections, child, item) for item in items]
-        # A connection's page adds up its items; any other list counts its largest item.
-        return own + (sum(costs) if page is not None else max(costs, default=0))
+        return max(own, sum(own + self._children_cost(selections, child, item) for item in items))
 
     def _children_cost(
         self,
@@ -226,8 +273,9 @@ def _field_value(data: Any, key: str) -> Any:
 class QueryCostLimiter(SchemaExtension):
     """Calculates the requested cost before execution and refuses what is too costly
     (QUERY_TOO_COMPLEX) or more than the key's bucket holds now (RATE_LIMITED); after execution
-    refunds what was not used. Reports `extensions.cost` in Shopify's shape on every response
-    that got as far as execution. Subscriptions are charged once, when they start."""
+    refunds what was not used, or takes what was used beyond it (into debt if need be).
+    Reports `extensions.cost` in Shopify's shape on every response that got as far as
+    execution. Subscriptions are charged once, when they start."""
 
     requested: int | None = None
     actual: int | None = None
@@ -247,7 +295,9 @@ class QueryCostLimiter(SchemaExtension):
             if isinstance(d, FragmentDefinitionNode)
         }
         # Strawberry keeps graphql-core's schema, which has the argument definitions.
-        calculator = CostCalculator(execution.schema._schema, fragments, execution.variables or {})
+        calculator = CostCalculator.for_operation(
+            execution.schema._schema, fragments, operation, execution.variables
+        )
         self.requested = calculator.requested(operation)
         maximum = settings.max_query_cost
         if settings.rate_limit_per_second > 0:
@@ -276,7 +326,9 @@ class QueryCostLimiter(SchemaExtension):
             return
         result = execution.result
         self.actual = calculator.actual(operation, getattr(result, "data", None))
-        if limiter is not None and key is not None and self.requested > self.actual:
+        if limiter is not None and key is not None and self.requested != self.actual:
+            # Back what was not used; or, when more came back than assumed, the overrun taken
+            # too, whatever the bucket holds (it may go below zero: the key then waits).
             refunded = await limiter.refund(key, self.requested - self.actual)
             if refunded is not None:
                 self.throttle = context.throttle = refunded

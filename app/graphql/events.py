@@ -16,6 +16,8 @@ import orjson
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.errors import InvalidInput, NotFound
+from app.events import service as events
 from app.events.feed import Delivery
 from app.graphql.context import Info
 from app.graphql.offsets import Order, OrderState, order_state
@@ -78,6 +80,18 @@ class EventSubscriptions:
         if background is None:
             raise RuntimeError("subscriptions need the app's background services")
         wanted = parse_global_id(order_id, "Order", "orderId") if order_id else None
+        # Refused now rather than a subscription that silently never yields: an order this key
+        # may not see, or a resume point beyond every event (another environment's sequence).
+        if wanted is not None and await info.context.loaders.order_by_id.load(wanted) is None:
+            raise NotFound("No order with this id for this key.", "orderId")
+        if after_sequence is not None:
+            async with info.context.db.session() as session:
+                latest = await events.latest_sequence(session)
+            if after_sequence > latest:
+                raise InvalidInput(
+                    f"afterSequence {after_sequence} is beyond the newest event ({latest}).",
+                    "afterSequence",
+                )
         async with background.feed.subscribe(principal, wanted, after_sequence) as subscriber:
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)

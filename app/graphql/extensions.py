@@ -20,7 +20,7 @@ from graphql import (
 )
 from graphql.error import GraphQLError
 from starlette.websockets import WebSocket
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
 from app.errors import DomainError, ErrorCode
 from app.text import text_problem
@@ -264,4 +264,21 @@ class RequestGuard(SchemaExtension):
             )
             if problem:
                 raise GraphQLError(problem, extensions={"code": ErrorCode.INVALID_INPUT.value})
+        yield
+
+
+class CachedParsing(ParserCache):
+    """Strawberry's ParserCache, except that a document that does not parse is left to
+    Strawberry's own parse, which reports the syntax error as an error result. ParserCache
+    raises it instead, which the WebSocket stream path does not catch: the subscription ended
+    silently (legacy protocol: hung) and the error was logged with a traceback."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None
         yield

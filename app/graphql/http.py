@@ -209,21 +209,24 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             headers = {"Allow": "POST"} if status == 405 else None
             code = ErrorCode.BAD_REQUEST.value if status == 400 else None
             failed = error_response(status, error.reason, code, headers=headers)
-            await self._apply_throttle(context, failed)
-            return failed
+            return await self._apply_throttle(context, failed)
         except PersistedQueryError as error:
             failed = error_response(
                 error.status, error.message, error.code.value, {"Cache-Control": "no-store"}
             )
-            await self._apply_throttle(context, failed)
-            return failed
+            return await self._apply_throttle(context, failed)
 
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             # The spec: a response without `data` (the request failed before execution) is 4xx.
             if not getattr(request.state, "graphql_executed", True):
                 response.status_code = 400
-        await self._apply_throttle(context, response)
+        response = await self._apply_throttle(context, response)
+        if request.method == "GET" and response.status_code == 200:
+            # A persisted query's GET may pass a CDN or browser cache: the answer is one
+            # tenant's, for the key that asked, so only a private cache may keep it.
+            response.headers["Cache-Control"] = "private"
+            response.headers["Vary"] = "Authorization, X-API-Key, X-Subaccount-Id"
         return response
 
     # Persisted operations: Strawberry parses the body (or the GET parameters), then the
@@ -240,18 +243,28 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             "extensions"
         )
 
-    async def _apply_throttle(self, context: Context, response: Response) -> None:
+    async def _apply_throttle(self, context: Context, response: Response) -> Response:
         """RateLimit headers from the key's bucket; 429 when the cost extension refused the
         operation. A request that never reached execution (malformed, invalid) costs 1 point."""
         throttle = context.throttle
         if throttle is None and context.rate_limit_key is not None:
             throttle = await self.rate_limiter.take(context.rate_limit_key, 1)
+            if throttle is not None and throttle.refused:
+                # Refused for the bucket, whatever else was wrong: the answer says so.
+                response = error_response(
+                    429,
+                    "Too many requests for this API key; retry after "
+                    f"{retry_after_header(throttle.retry_after)} s.",
+                    ErrorCode.RATE_LIMITED.value,
+                    {"Cache-Control": "no-store"},
+                )
         if throttle is None:
-            return
+            return response
         response.headers.update(rate_limit_headers(throttle))
         if throttle.refused:
             response.status_code = 429
             response.headers["Retry-After"] = retry_after_header(throttle.retry_after)
+        return response
 
     async def _body_within_limit(self, request: Request) -> bool:
         """Read the body up to the limit (Starlette caches it for Strawberry); refuse early on

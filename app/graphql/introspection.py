@@ -1,12 +1,15 @@
 """The CG_INTROSPECTION switch: off, no introspection and no "Did you mean …?" suggestions.
 
-Without both, the schema can be rebuilt from error messages alone. The schema is built once
+Without both, the schema can be rebuilt from error messages alone. Validation messages then
+also lose the schema's type names ("of type '<hidden>'"); the field and argument names a
+message repeats, and the name of a required argument left out, remain. The schema is built once
 per process (get_schema), so the switch is read from each operation's context: validation
 is done here (cached, like Strawberry's ValidationCache) and the executor hides suggestions
 from variable coercion errors.
 """
 
 import functools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +23,28 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from app.config import Settings
 
 VALIDATION_CACHE_SIZE = 256
+# What graphql-core's validation messages say of the schema beyond the names a client sent:
+# "of type 'String!'", "on type 'Order'", "in 'OrderState' enum", and the owning type of
+# "field 'Order.items'" or "Argument 'Query.order(id:)'".
+_TYPE_NAME = re.compile(r"\btype '[^']*'|(?<=exist in )'[^']*'(?= enum)")
+_QUALIFIED_FIELD = re.compile(r"'[_A-Za-z][_0-9A-Za-z]*\.(?=[_A-Za-z])")
+HIDDEN_TYPE = "type '<hidden>'"
+
+
+def mask_type_names(error: GraphQLError) -> GraphQLError:
+    """A validation error with the schema's type names taken out of its message."""
+    message = _QUALIFIED_FIELD.sub("'", _TYPE_NAME.sub(HIDDEN_TYPE, error.message))
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )
 
 
 def introspection_allowed(context: object) -> bool:
@@ -36,9 +61,10 @@ def _validate(
 ) -> list[GraphQLError]:
     # The two rules Strawberry adds to every validation (see strawberry.schema.schema).
     rules = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
-    if private:
-        rules = (*rules, NoSchemaIntrospectionCustomRule)
-    return validate(schema, document, rules, hide_suggestions=private)
+    if not private:
+        return validate(schema, document, rules)
+    rules = (*rules, NoSchemaIntrospectionCustomRule)
+    return [mask_type_names(e) for e in validate(schema, document, rules, hide_suggestions=True)]
 
 
 class CachedValidation(SchemaExtension):
@@ -65,6 +91,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     def build(cls, *args: Any, **kwargs: Any) -> Any:
         # graphql-core passes the context fourth, positionally (see graphql.execution.execute).
         context = args[3] if len(args) > 3 else kwargs.get("context_value")
-        if not introspection_allowed(context):
-            kwargs["hide_suggestions"] = True
-        return super().build(*args, **kwargs)
+        if introspection_allowed(context):
+            return super().build(*args, **kwargs)
+        kwargs["hide_suggestions"] = True
+        built = super().build(*args, **kwargs)
+        # A list of errors: variables that did not coerce ("… in 'OrderState' enum").
+        return [mask_type_names(e) for e in built] if isinstance(built, list) else built

@@ -3,9 +3,12 @@
 APQ (https://www.apollographql.com/docs/apollo-server/performance/apq): a client sends
 `extensions.persistedQuery = {"version": 1, "sha256Hash": <hex>}` without the query text; an
 unknown hash answers `PersistedQueryNotFound` (code PERSISTED_QUERY_NOT_FOUND) and the client
-sends the text and the hash together, which registers it once the hash is checked. Registered
-documents live in Redis when CG_REDIS_URL is set (every process shares them), else in a
-bounded in-memory LRU.
+sends the text and the hash together. That registers it only once the hash is checked, the
+text is at most MAX_DOCUMENT_CHARACTERS, and the operation has been let through to execution:
+it parsed, validated and its cost was paid (PersistedQueryRegistration), so neither junk nor
+a throttled request stores anything. Registered documents live in Redis when CG_REDIS_URL is
+set (every process shares them), else in a bounded in-memory LRU where each API key holds at
+most a tenth of the room, so one key's registrations cannot push out everyone else's.
 
 Trusted documents (CG_TRUSTED_DOCUMENTS=manifest.json): only the operations of the manifest
 run, asked by hash or by their exact text; anything else is OPERATION_NOT_TRUSTED and APQ
@@ -28,6 +31,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 
 from app.errors import ErrorCode
+from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 
 APQ_VERSION = 1
 APOLLO_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
@@ -35,8 +39,12 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Bounds of the in-memory store: entries and total characters (documents are at most a body).
 MEMORY_MAX_DOCUMENTS = 1_000
 MEMORY_MAX_CHARACTERS = 16 * 1024 * 1024
+# The share of either bound one API key's registrations may hold in memory.
+MEMORY_SHARE_PER_KEY = 10
 # A registered document outlives any deployment's clients by far; a miss only costs a retry.
 REDIS_TTL_SECONDS = 7 * 24 * 3600
+# One API key's registrations kept in Redis: its newest, at most this many (6.4 MiB at most).
+REDIS_MAX_DOCUMENTS_PER_KEY = 100
 
 
 def document_hash(document: str) -> str:
@@ -64,66 +72,130 @@ def not_trusted() -> PersistedQueryError:
 class DocumentStore(Protocol):
     async def get(self, sha256_hash: str) -> str | None: ...
 
-    async def put(self, sha256_hash: str, document: str) -> None: ...
+    async def put(self, sha256_hash: str, document: str, owner: str = "") -> None:
+        """Register a document; `owner` is the API key registering it."""
+        ...
 
     async def close(self) -> None: ...
 
 
 class MemoryDocumentStore:
-    """Least recently used documents first out, beyond a count or a total size."""
+    """Least recently used documents first out, beyond a count or a total size; and each owner
+    (API key) holds at most 1/MEMORY_SHARE_PER_KEY of either, beyond which its own least
+    recently used registrations go first, never another key's."""
 
     def __init__(
         self,
         max_documents: int = MEMORY_MAX_DOCUMENTS,
         max_characters: int = MEMORY_MAX_CHARACTERS,
+        share_per_owner: int = MEMORY_SHARE_PER_KEY,
     ) -> None:
         self.max_documents = max_documents
         self.max_characters = max_characters
-        self._documents: OrderedDict[str, str] = OrderedDict()
+        self.owner_max_documents = max(1, max_documents // share_per_owner)
+        self.owner_max_characters = max_characters // share_per_owner
+        self._documents: OrderedDict[str, tuple[str, str]] = OrderedDict()  # hash: (text, owner)
         self._characters = 0
+        self._by_owner: dict[str, tuple[int, int]] = {}  # owner: (documents, characters)
 
     async def get(self, sha256_hash: str) -> str | None:
-        document = self._documents.get(sha256_hash)
-        if document is not None:
-            self._documents.move_to_end(sha256_hash)
-        return document
+        entry = self._documents.get(sha256_hash)
+        if entry is None:
+            return None
+        self._documents.move_to_end(sha256_hash)
+        return entry[0]
 
-    async def put(self, sha256_hash: str, document: str) -> None:
+    async def put(self, sha256_hash: str, document: str, owner: str = "") -> None:
         if sha256_hash in self._documents:
             self._documents.move_to_end(sha256_hash)
             return
-        self._documents[sha256_hash] = document
-        self._characters += len(document)
+        if len(document) > self.owner_max_characters:
+            return  # more than one key may hold: never stored (a miss only costs a retry)
+        self._add(sha256_hash, document, owner)
+        while self._over_owner_share(owner):
+            self._evict(next(h for h, (_, o) in self._documents.items() if o == owner))
         while self._documents and (
             len(self._documents) > self.max_documents or self._characters > self.max_characters
         ):
-            _, evicted = self._documents.popitem(last=False)
-            self._characters -= len(evicted)
+            self._evict(next(iter(self._documents)))
+
+    def _over_owner_share(self, owner: str) -> bool:
+        documents, characters = self._by_owner.get(owner, (0, 0))
+        return documents > self.owner_max_documents or characters > self.owner_max_characters
+
+    def _add(self, sha256_hash: str, document: str, owner: str) -> None:
+        self._documents[sha256_hash] = (document, owner)
+        self._characters += len(document)
+        documents, characters = self._by_owner.get(owner, (0, 0))
+        self._by_owner[owner] = (documents + 1, characters + len(document))
+
+    def _evict(self, sha256_hash: str) -> None:
+        document, owner = self._documents.pop(sha256_hash)
+        self._characters -= len(document)
+        documents, characters = self._by_owner[owner]
+        if documents == 1:
+            del self._by_owner[owner]
+        else:
+            self._by_owner[owner] = (documents - 1, characters - len(document))
 
     def __len__(self) -> int:
         return len(self._documents)
 
     async def close(self) -> None:
         self._documents.clear()
+        self._by_owner.clear()
         self._characters = 0
 
 
+# Registers a document once (the first registrant owns it) and keeps each owner's newest
+# `limit` registrations, dropping the oldest beyond them; a known document gets a fresh TTL.
+# KEYS: the document, the owner's set; ARGV: text, TTL, limit, the documents' key prefix, hash.
+_REGISTER_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local clock = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], tonumber(clock[1]) + tonumber(clock[2]) / 1000000, ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+  if over > 0 then
+    local evicted = redis.call('ZPOPMIN', KEYS[2], over)
+    for i = 1, #evicted, 2 do redis.call('DEL', ARGV[4] .. evicted[i]) end
+  end
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 class RedisDocumentStore:
+    """Documents for `ttl_seconds`, each API key's newest `max_per_owner` registrations at
+    most (its older ones are dropped first, never another key's), so one key holds at most
+    max_per_owner x MAX_DOCUMENT_CHARACTERS of Redis."""
+
     def __init__(
-        self, url: str, prefix: str = "cg:apq:", ttl_seconds: int = REDIS_TTL_SECONDS
+        self,
+        url: str,
+        prefix: str = "cg:apq:",
+        ttl_seconds: int = REDIS_TTL_SECONDS,
+        max_per_owner: int = REDIS_MAX_DOCUMENTS_PER_KEY,
     ) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url, decode_responses=True)
+        self._register = self._redis.register_script(_REGISTER_SCRIPT)
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
+        self.max_per_owner = max_per_owner
 
     async def get(self, sha256_hash: str) -> str | None:
         document = await self._redis.get(self.prefix + sha256_hash)
         return document if isinstance(document, str) else None
 
-    async def put(self, sha256_hash: str, document: str) -> None:
-        await self._redis.set(self.prefix + sha256_hash, document, ex=self.ttl_seconds)
+    async def put(self, sha256_hash: str, document: str, owner: str = "") -> None:
+        await self._register(
+            keys=[self.prefix + sha256_hash, f"{self.prefix}by-key:{owner}"],
+            args=[document, self.ttl_seconds, self.max_per_owner, self.prefix, sha256_hash],
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -163,6 +235,13 @@ class TrustedDocuments:
             ):
                 raise ManifestError(f"{source}: every operation needs a string id and body")
             pairs = [(o["id"], o["body"]) for o in operations]
+            # Clients ask by sha256Hash, which must be 64 hex digits: another id is unreachable.
+            unreachable = [key for key, _ in pairs if not SHA256_HEX.fullmatch(key.lower())]
+            if unreachable:
+                raise ManifestError(
+                    f"{source}: operation id {unreachable[0]!r} is not a SHA-256 (64 hexadecimal "
+                    "digits), so no client could ask for it"
+                )
         elif isinstance(manifest, dict) and all(
             isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
         ):
@@ -213,11 +292,16 @@ class PersistedOperations:
                     ErrorCode.BAD_REQUEST,
                     "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query.",
                 )
-            if self.trusted is not None:
-                if not self.trusted.trusts(request.query):
-                    raise not_trusted()
-            else:
-                await self.store.put(sha256_hash, request.query)
+            if self.trusted is not None and not self.trusted.trusts(request.query):
+                raise not_trusted()
+            if len(request.query) > MAX_DOCUMENT_CHARACTERS:
+                raise PersistedQueryError(
+                    400,
+                    ErrorCode.BAD_REQUEST,
+                    f"The document is over {MAX_DOCUMENT_CHARACTERS:,} characters: send large "
+                    "inputs as variables.",
+                )
+            # Registered by PersistedQueryRegistration, once the operation reaches execution.
             return request
         if self.trusted is not None:
             document = self.trusted.document_for(sha256_hash)
@@ -262,8 +346,10 @@ def create_persisted_operations(
 
 
 class TrustedDocumentsGuard(SchemaExtension):
-    """Holds operations that reach the schema without the HTTP check (WebSocket messages) to
-    the manifest too: in trusted mode, text that is not in it never executes."""
+    """In trusted mode, text that is not in the manifest never executes, however it reached the
+    schema. HTTP (PersistedOperations.resolve) and WebSocket (refusal_before_parsing) check
+    before parsing, so that validation never answers an unlisted document; this is the last
+    line behind both."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
@@ -272,4 +358,27 @@ class TrustedDocumentsGuard(SchemaExtension):
         if trusted is not None and not trusted.trusts(execution.query or ""):
             error = not_trusted()
             raise GraphQLError(error.message, extensions={"code": error.code.value})
+        yield
+
+
+class PersistedQueryRegistration(SchemaExtension):
+    """Stores an APQ registration (text and hash together) once the operation reaches
+    execution: parsed, validated, within the limits and paid for by the key's bucket. Placed
+    after the cost limiter, so a refused or throttled request registers nothing."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        persisted = (execution.operation_extensions or {}).get("persistedQuery")
+        operations = getattr(execution.context, "persisted_operations", None)
+        query = execution.query
+        if (
+            isinstance(operations, PersistedOperations)
+            and operations.trusted is None
+            and isinstance(persisted, dict)
+            and query
+            and len(query) <= MAX_DOCUMENT_CHARACTERS
+            and str(persisted.get("sha256Hash", "")).lower() == document_hash(query)
+        ):
+            owner = getattr(execution.context, "rate_limit_key", None) or ""
+            await operations.store.put(document_hash(query), query, owner)
         yield

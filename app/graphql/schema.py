@@ -10,7 +10,6 @@ from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -23,10 +22,17 @@ from app.graphql.context import Info
 from app.graphql.cost import QueryCostLimiter
 from app.graphql.emissions import EmissionMutations, EmissionQueries
 from app.graphql.events import EventSubscriptions, SharedEventExecution
-from app.graphql.extensions import ErrorPolicy, RequestGuard, SafeText, classify, debug_enabled
+from app.graphql.extensions import (
+    CachedParsing,
+    ErrorPolicy,
+    RequestGuard,
+    SafeText,
+    classify,
+    debug_enabled,
+)
 from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
-from app.graphql.persisted import TrustedDocumentsGuard
+from app.graphql.persisted import PersistedQueryRegistration, TrustedDocumentsGuard
 from app.graphql.relay import decode_global_id
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -108,10 +114,11 @@ def get_schema() -> strawberry.Schema:
             lambda: AddValidationRules([SafeText]),
             TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
+            PersistedQueryRegistration,  # after the cost limiter: a refused request stores nothing
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: ParserCache(maxsize=256),
+            lambda: CachedParsing(maxsize=256),
             CachedValidation,
         ],
     )

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol, cast
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import (
@@ -38,7 +39,9 @@ from app.accounts import service as accounts
 from app.accounts.service import StreamRefusal
 from app.config import Settings
 from app.db import Database
+from app.errors import ErrorCode
 from app.graphql.context import Context
+from app.graphql.persisted import not_trusted
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,22 @@ def message_problem(message: object, operation_type: str) -> str | None:
             return "Invalid message: 'operationName' must be a string"
         if not isinstance(payload.get("extensions"), _OPTIONAL_OBJECT):
             return "Invalid message: 'extensions' must be an object"
+    return None
+
+
+def refusal_before_parsing(context: Context, query: str) -> GraphQLError | None:
+    """What refuses an operation before its text is parsed, as over HTTP: an empty query
+    (Strawberry would fail with MissingQuery, an internal error), and in trusted-documents mode
+    text not in the manifest (validating it first would tell which fields exist)."""
+    if not query.strip():
+        return GraphQLError(
+            "The subscribe message's payload.query is empty: send the operation's text.",
+            extensions={"code": ErrorCode.BAD_REQUEST.value},
+        )
+    trusted = getattr(context.persisted_operations, "trusted", None)
+    if trusted is not None and not trusted.trusts(query):
+        error = not_trusted()
+        return GraphQLError(error.message, extensions={"code": error.code.value})
     return None
 
 
@@ -270,6 +289,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and (refusal := await self.guard.refusal()):
             await self.close_socket(CLOSE_FORBIDDEN, refusal.value)
             return
+        if self.connection_acknowledged and (
+            error := refusal_before_parsing(self.context, message["payload"]["query"])
+        ):
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
         await super().handle_subscribe(message)
 
     async def handle_invalid_message(self, error_message: str) -> None:
@@ -332,6 +358,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_start(self, message: StartMessage) -> None:
         if self.connection_acknowledged and (refusal := await self.guard.refusal()):
             await self.close_socket(CLOSE_FORBIDDEN, refusal.value)
+            return
+        if self.connection_acknowledged and (
+            error := refusal_before_parsing(self.context, message["payload"]["query"])
+        ):
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": error.formatted}
+            )
             return
         await super().handle_start(message)
 

@@ -17,6 +17,50 @@ globalThis.MonacoEnvironment = {
   },
 };
 
+// API keys never reach the browser's storage. GraphiQL keeps tabs and history in
+// localStorage, and @graphiql/plugin-history saves each run's headers whatever
+// `shouldPersistHeaders` says: every value goes through here, `headers` dropped at any depth,
+// and the persisted headers pane itself (`graphiql:headers`) is never written.
+function withoutHeaders(value) {
+  if (Array.isArray(value)) return value.map(withoutHeaders);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([name]) => name !== 'headers')
+      .map(([name, item]) => [name, withoutHeaders(item)]),
+  );
+}
+
+function scrubbed(text) {
+  try {
+    return JSON.stringify(withoutHeaders(JSON.parse(text)));
+  } catch {
+    return text; // not JSON (a flex size, a theme name): nothing of a request in it
+  }
+}
+
+const HEADERS_KEY = /(^|:)headers$/;
+
+const headerFreeStorage = {
+  getItem(key) {
+    const value = window.localStorage.getItem(key);
+    return value === null || HEADERS_KEY.test(key) ? null : scrubbed(value);
+  },
+  setItem(key, value) {
+    if (HEADERS_KEY.test(key)) return;
+    window.localStorage.setItem(key, scrubbed(value));
+  },
+  removeItem(key) {
+    window.localStorage.removeItem(key);
+  },
+  clear() {
+    window.localStorage.clear();
+  },
+  get length() {
+    return window.localStorage.length;
+  },
+};
+
 const config = JSON.parse(document.getElementById('graphiql-config').textContent);
 const endpoint = new URL(config.endpoint, window.location.href);
 const subscriptionUrl = new URL(endpoint);
@@ -33,6 +77,8 @@ const fetcher = createGraphiQLFetcher({
 createRoot(document.getElementById('graphiql')).render(
   <GraphiQL
     fetcher={fetcher}
+    storage={headerFreeStorage}
+    shouldPersistHeaders={false}
     defaultQuery={config.exampleOperation}
     initialHeaders={config.headers ?? undefined}
     defaultHeaders={config.headers ?? undefined}

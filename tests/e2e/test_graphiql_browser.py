@@ -1,5 +1,6 @@
 """GraphiQL in headless Chromium with every non-local request aborted: it renders, runs the
-example query with the prefilled demo key, and shows a subscription event for a new order."""
+example query with the prefilled demo key, shows a subscription event for a new order, and
+keeps no API key in the browser's storage, not even one typed into the headers pane."""
 
 import json
 import os
@@ -57,7 +58,7 @@ def next_report(output: IO[str], process: subprocess.Popen[str]) -> dict[str, An
     return report
 
 
-def test_graphiql_works_offline_with_the_demo_key_and_live_subscriptions(
+def test_graphiql_works_offline_with_the_demo_key_and_live_subscriptions_and_stores_no_key(
     tools: None, tmp_path: Path
 ) -> None:
     screenshot = tmp_path / "graphiql.png"
@@ -67,8 +68,9 @@ def test_graphiql_works_offline_with_the_demo_key_and_live_subscriptions(
         CG_SECRET_KEY=INSECURE_DEV_SECRET,  # the demo server: SQLite and the built-in secret
     ) as server:
         demo_key = server.demo_key("test", "standard")
+        typed_key = server.demo_key("live", "standard")
         browser = subprocess.Popen(
-            ["node", str(SCRIPT), server.base_url, str(screenshot)],
+            ["node", str(SCRIPT), server.base_url, str(screenshot), typed_key],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -107,3 +109,12 @@ def test_graphiql_works_offline_with_the_demo_key_and_live_subscriptions(
     assert '"orderStatusChanged"' in done["event"]
     assert order_id in "".join(done["event"].split())  # Monaco may wrap the long id
     assert screenshot.stat().st_size > 10_000
+
+    # The typed key ran the query (a live key's viewer), and neither key was kept anywhere.
+    assert typed_key in done["typedHeaders"]
+    assert '"mode": "LIVE"' in done["typedWelcome"]
+    stored = json.dumps(done["stored"])
+    assert "graphiql:queries" in done["stored"]["localStorage"]  # history is on, and clean
+    for key in (demo_key, typed_key):
+        assert key not in stored
+        assert key.split("_")[-1][:16] not in stored

@@ -226,3 +226,23 @@ def test_graphql_http_audit_passes_every_check(sqlite_server: RunningServer) -> 
     print(f"\ngraphql-http audit: {len(results) - len(failed)}/{len(results)} passed")
     assert failed == []
     assert len(results) == 61
+
+
+def test_with_introspection_off_the_audit_fails_only_its_four_introspecting_checks(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """README: 61/61 with introspection on; with CG_INTROSPECTION=false the checks that send
+    `{ __type(name: …) }` are refused (as they should be) and fail, the rest pass."""
+    shutil.copyfile(sqlite_template, tmp_path / "test.db")
+    with launch(
+        f"sqlite+aiosqlite:///{tmp_path / 'test.db'}",
+        tmp_path / "server.log",
+        CG_INTROSPECTION="false",
+    ) as server:
+        results = run_scenario("http_audit.mjs", **keys(server))
+    failed = [result for result in results if result["status"] != "ok"]
+    print(f"\ngraphql-http audit, introspection off: {len(results) - len(failed)}/{len(results)}")
+    print("\n".join(f"  {result['id']} {result['name']}" for result in failed))
+    assert (len(results), len(failed)) == (61, 4)
+    # the four whose document is `query ($id: String!) { __type(name: $id) { name } }`
+    assert {result["id"] for result in failed} == {"2EA1", "28B9", "D6D5", "6A70"}

@@ -1,7 +1,9 @@
 """orderStatusChanged over real WebSockets: both protocols, replay, auth and isolation."""
 
 import asyncio
+import base64
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -162,3 +164,43 @@ async def test_subscribers_see_only_their_own_mode(server: RunningServer) -> Non
     finally:
         await socket.close()
     assert first["order"]["id"] == live_order
+
+
+def first_error(message: dict[str, Any]) -> dict[str, Any]:
+    """The error a refused subscription answers: graphql-core reports an error raised while
+    the event stream is set up as a result with errors (then `complete`), not `error`."""
+    assert message["type"] in ("next", "error"), message
+    payload = message["payload"]
+    errors = payload if message["type"] == "error" else payload["errors"]
+    if message["type"] == "next":
+        assert payload["data"] is None
+    return errors[0]  # type: ignore[no-any-return]
+
+
+async def test_subscribing_to_an_order_the_key_cannot_see_is_an_error(
+    server: RunningServer,
+) -> None:
+    live_order = await create_order(server, server.demo_key("live", "standard"))
+    unknown = base64.b64encode(f"Order:{uuid.uuid4()}".encode()).decode()
+    for order_id in (live_order, unknown):
+        socket = await open_transport_ws(server, server.demo_key("test", "standard"))
+        try:
+            await subscribe(socket, orderId=order_id)
+            message = await receive(socket)
+        finally:
+            await socket.close()
+        assert first_error(message)["extensions"] == {"code": "NOT_FOUND", "field": "orderId"}
+
+
+async def test_resuming_after_a_sequence_that_does_not_exist_yet_is_an_error(
+    server: RunningServer,
+) -> None:
+    socket = await open_transport_ws(server, server.demo_key("test", "standard"))
+    try:
+        await subscribe(socket, after=10**9)
+        message = await receive(socket)
+    finally:
+        await socket.close()
+    error = first_error(message)
+    assert error["extensions"] == {"code": "INVALID_INPUT", "field": "afterSequence"}
+    assert "beyond the newest event" in error["message"]

@@ -155,6 +155,66 @@ async def test_malformed_frames_before_connection_init_log_no_error(
     assert '"close_code": 4400' in log
 
 
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+@pytest.mark.parametrize("document", ["subscription {", "garbage", "{"])
+async def test_a_document_that_does_not_parse_gets_an_error_not_silence(
+    sqlite_server: RunningServer, protocol: str, document: str
+) -> None:
+    """graphql-transport-ws closes with 4400 and the syntax error (as Strawberry does for an
+    invalid subscribe message); the legacy protocol answers an `error` message."""
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "standard"))
+    await socket.send(
+        json.dumps({"id": "1", "type": PROTOCOLS[protocol], "payload": {"query": document}})
+    )
+    messages = await frames_until_close(socket) if protocol == "graphql-transport-ws" else []
+    if protocol == "graphql-transport-ws":
+        assert socket.close_code == 4400
+        assert (socket.close_reason or "").startswith("Syntax Error")
+        assert [m for m in messages if m["type"] not in ("ping", "ka")] == []
+    else:
+        async with asyncio.timeout(TIMEOUT):
+            while (message := json.loads(await socket.recv()))["type"] == "ka":
+                pass
+        await socket.close()
+        assert message["type"] == "error", message
+        assert message["payload"]["message"].startswith("Syntax Error")
+        assert message["payload"]["extensions"]["code"] == "BAD_REQUEST"
+    log = sqlite_server.output()
+    assert "Exception in worker task" not in log
+    assert "Task exception was never retrieved" not in log
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
+    sqlite_server: RunningServer, protocol: str
+) -> None:
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "standard"))
+    try:
+        persisted = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+        for operation_id, payload in (
+            ("plain", {"query": ""}),
+            ("apq", {"query": " ", "extensions": persisted}),
+        ):
+            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
+            await socket.send(json.dumps(message))
+            answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            while answer["type"] == "ka":  # the legacy protocol's keep-alive
+                answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            assert (answer["id"], answer["type"]) == (operation_id, "error")
+            errors = (
+                answer["payload"] if isinstance(answer["payload"], list) else [answer["payload"]]
+            )
+            assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+            assert "payload.query is empty" in errors[0]["message"]
+        # the socket stays open for the next operation
+        await start(socket, protocol, "after")
+    finally:
+        await socket.close()
+    log = sqlite_server.output()
+    assert "MissingQuery" not in log
+    assert '"level": "ERROR"' not in log
+
+
 @pytest.fixture(scope="module")
 def pinging_server(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory

@@ -1,6 +1,7 @@
 """A real local HTTP server standing in for a customer's webhook receiver."""
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ class Receiver:
     requests: list[ReceivedRequest] = field(default_factory=list)
     # Status codes to answer with, in turn; 200 once they run out.
     statuses: list[int] = field(default_factory=list)
+    # Seconds to wait before answering a path that contains the key (a slow receiver).
+    delays: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -36,6 +39,9 @@ def webhook_receiver() -> Iterator[Receiver]:
                     self.rfile.read(length),
                 )
             )
+            for fragment, seconds in receiver.delays.items():
+                if fragment in self.path:
+                    time.sleep(seconds)
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
             self.send_header("content-length", "0")

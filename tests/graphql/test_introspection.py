@@ -54,11 +54,31 @@ async def test_switched_off_introspection_is_refused(private: GraphQLClient) -> 
 
 async def test_switched_off_errors_suggest_nothing(private: GraphQLClient) -> None:
     field = await private.execute(MISSPELLED_FIELD)
-    assert messages(field) == "Cannot query field 'viewr' on type 'Query'."
+    assert messages(field) == "Cannot query field 'viewr' on type '<hidden>'."
     enum_value = await private.execute(ENUM_VARIABLE, state="PLACD")
     assert "PLACD" in messages(enum_value)
     assert "Did you mean" not in messages(enum_value)
     assert "PLACED" not in messages(enum_value)
+    assert "OrderState" not in messages(enum_value)
+
+
+async def test_switched_off_validation_messages_name_no_schema_type(
+    gql: GraphQLClient, private: GraphQLClient
+) -> None:
+    probes = {
+        "{ viewer }": "Field 'viewer' of type '<hidden>' must have a selection of subfields.",
+        "{ viewer { mode { x } } }": "Field 'mode' must not have a selection since type "
+        "'<hidden>' has no subfields.",
+        "{ deviceEmissions { serialNumber } }": "Argument 'deviceEmissions(serialNumber:)' of "
+        "type '<hidden>' is required, but it was not provided.",
+        "{ orders(nope: 1) { totalCount } }": "Unknown argument 'nope' on field 'orders'.",
+    }
+    for query, masked in probes.items():
+        assert messages(await private.execute(query)).startswith(masked), query
+        # with introspection on, the same messages name the types
+        assert "<hidden>" not in messages(await gql.execute(query))
+    assert "'Viewer!'" in messages(await gql.execute("{ viewer }"))
+    assert "'Query.orders'" in messages(await gql.execute("{ orders(nope: 1) { totalCount } }"))
 
 
 async def test_switched_off_ordinary_operations_still_run(private: GraphQLClient) -> None:

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from tests.conftest import GraphQLClient
+from tests.graphql.test_emissions_customer_orders import LAPTOP, UPSERT, device, order_input
 from tests.offsets_fixtures import TONNE, fulfil, place_order, seed_catalog
 
 VIEWER = "{ viewer { mode } }"
@@ -69,7 +70,7 @@ async def test_nested_lists_and_fragments_are_costed(gql: GraphQLClient) -> None
     assert requested_and_actual(body) == (18, 3)
 
 
-async def test_actual_cost_counts_rows_returned_lists_by_their_largest_item_and_nulls_as_nothing(
+async def test_actual_cost_counts_rows_returned_every_list_item_and_nulls_as_nothing(
     db: Database, settings: Settings, account: Account, gql: GraphQLClient
 ) -> None:
     await seed_catalog(db, account)
@@ -86,8 +87,40 @@ async def test_actual_cost_counts_rows_returned_lists_by_their_largest_item_and_
     ]
     # requested: 2 + 10 x (node 1 + certificate 1 + allocations 1 + project 1) = 42
     # actual: 2 + placed (node 1 + certificate null 1 + allocations empty 1)
-    #           + fulfilled (node 1 + certificate 1 + allocations 1 + project 1) = 9
-    assert requested_and_actual(body) == (42, 9)
+    #           + fulfilled (node 1 + certificate 1 + 2 allocations x (1 + project 1)) = 11
+    assert requested_and_actual(body) == (42, 11)
+
+
+async def test_page_sizes_come_from_variables_with_their_defaults_and_first_0_costs_no_items(
+    gql: GraphQLClient,
+) -> None:
+    defaulted = "query($n: Int = 100) { subaccounts(first: $n) { edges { node { id } } } }"
+    assert requested_and_actual(await gql.execute(defaulted)) == (102, 2)
+    assert requested_and_actual(await gql.execute(defaulted, n=5)) == (7, 2)
+    unset = "query($n: Int) { subaccounts(first: $n) { edges { node { id } } } }"
+    assert requested_and_actual(await gql.execute(unset)) == (22, 2)  # null: the default 20
+    empty = "{ orders(first: 0) { edges { node { id allocations { serialRange } } } } }"
+    assert requested_and_actual(await gql.execute(empty)) == (2, 2)
+
+
+async def test_long_unpaginated_lists_are_costed_at_their_assumed_size(gql: GraphQLClient) -> None:
+    # CustomerOrder.items 50, Project.creditBatches 10, Order.webhookDeliveries 10,
+    # WebhookDelivery.attempts 10, DeviceEmissions.orders 20; any other list 1
+    one_order = "{ customerOrders(first: 1) { edges { node { items { serialNumber } } } } }"
+    assert requested_and_actual(await gql.execute(one_order))[0] == 2 + (1 + 50)
+    batches = "{ projects(first: 1) { edges { node { creditBatches { quantity { amount } } } } } }"
+    assert requested_and_actual(await gql.execute(batches))[0] == 2 + (1 + 10 * (1 + 1))
+    deliveries = """{ orders(first: 1) { edges { node {
+        webhookDeliveries { id attempts { statusCode } } } } } }"""
+    assert requested_and_actual(await gql.execute(deliveries))[0] == 2 + (1 + 10 * (1 + 10))
+    device_orders = '{ deviceEmissions(serialNumber: "SN-1") { orders { orderId } } }'
+    assert requested_and_actual(await gql.execute(device_orders))[0] == 1 + 20
+    # 100 customer orders with their items: 2 + 100 x (1 + 50) = 5,102, over the 1,000 maximum
+    refused = await gql.execute(
+        "{ customerOrders(first: 100) { edges { node { items { serialNumber } } } } }"
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert "Query cost 5102 exceeds the maximum of 1000" in refused["errors"][0]["message"]
 
 
 async def test_queries_over_the_maximum_cost_are_refused_before_running(
@@ -224,3 +257,33 @@ async def test_every_api_key_has_its_own_redis_bucket_shared_by_all_processes(
     for app in apps:
         await app.state.rate_limiter.close()
     assert statuses == [200, 200, 200, 429]
+
+
+CREATE_CUSTOMER_ORDER = """mutation($input: CreateCustomerOrderInput!) {
+  createCustomerOrder(input: $input) { customerOrder { id } userErrors { code field message } } }"""
+
+
+async def test_items_beyond_the_assumed_size_are_charged_after_and_the_bucket_goes_into_debt(
+    bucketed: httpx.AsyncClient, admin_key: str
+) -> None:
+    gql = GraphQLClient(bucketed, admin_key)
+    assert (await gql.execute(UPSERT, input=LAPTOP))["data"]["upsertProduct"]["userErrors"] == []
+    items = [device(f"SN-{n}") for n in range(120)]
+    created = await gql.execute(CREATE_CUSTOMER_ORDER, input=order_input(items))
+    order_id = created["data"]["createCustomerOrder"]["customerOrder"]["id"]
+    before = cost(created)["throttleStatus"]["currentlyAvailable"]
+    response = await gql.post(
+        "query($id: ID!) { customerOrder(id: $id) { items { serialNumber } } }", id=order_id
+    )
+    body = response.json()
+    assert len(body["data"]["customerOrder"]["items"]) == 120
+    # requested: customerOrder 1 + 50 assumed items; actual: 1 + the 120 items returned
+    assert requested_and_actual(body) == (51, 121)
+    after = cost(body)["throttleStatus"]["currentlyAvailable"]
+    assert before - 121 <= after <= before - 121 + 2  # below zero: the whole read was paid
+    assert after < 0
+    assert response.headers["ratelimit"].startswith('"cost";r=0;')
+    waiting = await gql.post(VIEWER)
+    assert waiting.status_code == 429
+    assert waiting.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert int(waiting.headers["retry-after"]) >= 1 - after

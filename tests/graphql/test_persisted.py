@@ -142,6 +142,9 @@ async def test_a_persisted_query_runs_over_get_so_a_cdn_can_cache_it(apq: Client
     assert hit.json()["data"] == {"viewer": {"mode": "TEST"}, "orders": {"totalCount": 0}}
     # the GET URL carries only the hash and the variables
     assert "query=" not in str(hit.request.url)
+    # one tenant's answer: only the asking browser may cache it, a CDN keys it by credentials
+    assert hit.headers["cache-control"] == "private"
+    assert hit.headers["vary"] == "Authorization, X-API-Key, X-Subaccount-Id"
 
 
 async def test_a_persisted_mutation_never_runs_over_get(apq: Client) -> None:
@@ -170,7 +173,7 @@ async def test_registered_documents_are_shared_by_every_process_through_redis(
 
 
 async def test_the_memory_store_forgets_the_least_recently_used_documents_first() -> None:
-    store = MemoryDocumentStore(max_documents=2, max_characters=100)
+    store = MemoryDocumentStore(max_documents=2, max_characters=100, share_per_owner=1)
     await store.put("a", "{ a }")
     await store.put("b", "{ b }")
     assert await store.get("a") == "{ a }"  # now "b" is the least recently used
@@ -178,6 +181,41 @@ async def test_the_memory_store_forgets_the_least_recently_used_documents_first(
     assert (await store.get("b"), len(store)) == (None, 2)
     await store.put("big", "x" * 98)  # over the total size: the others go
     assert (await store.get("a"), await store.get("c"), len(store)) == (None, None, 1)
+
+
+async def test_one_keys_registrations_never_push_out_another_keys_in_memory() -> None:
+    store = MemoryDocumentStore(max_documents=20, max_characters=1_000)  # 2 documents a key
+    await store.put("mine", "{ viewer { mode } }", owner="key-a")
+    for n in range(50):
+        await store.put(f"junk-{n}", f"{{ junk{n} }}", owner="key-b")
+    assert await store.get("mine") == "{ viewer { mode } }"
+    # key-b keeps its 2 most recent; its older ones went, nobody else's
+    assert [await store.get(f"junk-{n}") for n in (47, 48, 49)] == [
+        None,
+        "{ junk48 }",
+        "{ junk49 }",
+    ]
+    assert len(store) == 3
+    assert await store.put("huge", "x" * 101, owner="key-c") is None  # over a key's 100
+    assert await store.get("huge") is None
+
+
+async def test_redis_keeps_each_keys_newest_registrations_and_never_drops_another_keys(
+    redis_url: str,
+) -> None:
+    store = RedisDocumentStore(redis_url, prefix=f"cg:test:{uuid.uuid4().hex}:", max_per_owner=2)
+    try:
+        await store.put("mine", "{ viewer { mode } }", owner="key-a")
+        for n in range(5):
+            await store.put(f"junk-{n}", f"{{ junk{n} }}", owner="key-b")
+        assert await store.get("mine") == "{ viewer { mode } }"
+        kept = [await store.get(f"junk-{n}") for n in range(5)]
+        assert kept == [None, None, None, "{ junk3 }", "{ junk4 }"]
+        await store.put("mine", "{ viewer { mode } }", owner="key-b")  # known: still key-a's
+        assert await store.get("junk-3") == "{ junk3 }"
+    finally:
+        await store._redis.delete(*await store._redis.keys(store.prefix + "*"))
+        await store.close()
 
 
 async def test_the_redis_store_keeps_a_document_for_its_ttl(redis_url: str) -> None:
@@ -189,6 +227,51 @@ async def test_the_redis_store_keeps_a_document_for_its_ttl(redis_url: str) -> N
         assert 0 < ttl <= 60
     finally:
         await store.close()
+
+
+async def test_registration_stores_only_documents_that_are_small_parse_and_validate(
+    apq: Client,
+) -> None:
+    huge = "#" + "A" * 70_000 + "\n" + unique(VIEWER)  # valid, but over 65,536 characters
+    too_large = await apq.post({"query": huge, "extensions": persisted(huge)})
+    assert too_large.status_code == 400
+    [error] = too_large.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "over 65,536 characters" in error["message"]
+    unparsable = unique("{ viewer ")
+    invalid = unique("{ secretThing }")
+    for document in (unparsable, invalid):
+        refused = await apq.post({"query": document, "extensions": persisted(document)})
+        assert refused.json()["errors"], document
+    for document in (huge, unparsable, invalid):
+        assert (await apq.post({"extensions": persisted(document)})).status_code == 404
+
+
+async def test_a_throttled_registration_is_rate_limited_and_stores_nothing(
+    store_settings: Settings, db: Database, test_key: str
+) -> None:
+    # A 3-point bucket restored at a point every 100 seconds.
+    update = {"rate_limit_per_second": 0.01, "rate_limit_burst": 3}
+    app = create_app(store_settings.model_copy(update=update), database=db)
+    store = app.state.persisted_operations.store
+    document = unique("query Spend { viewer { mode account { slug } } }")  # costs 2
+    huge = "#" + "A" * 70_000 + "\n" + unique(VIEWER)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        throttled = Client(http, test_key)
+        assert (await throttled.post({"query": "{ viewer { account { slug } } }"})).is_success
+        refused = await throttled.post({"query": document, "extensions": persisted(document)})
+        assert refused.status_code == 429  # 2 points asked, 1 left
+        assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert (await throttled.post({"query": VIEWER})).status_code == 200  # the last point
+        empty = await throttled.post({"query": huge, "extensions": persisted(huge)})
+        assert empty.status_code == 429  # too large, but first of all out of points
+        assert empty.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert await store.get(sha256(document)) is None
+    assert await store.get(sha256(huge)) is None
+    await app.state.persisted_operations.close()
+    await app.state.rate_limiter.close()
 
 
 # Trusted documents
@@ -205,7 +288,7 @@ def manifest(tmp_path: Path) -> Path:
                 "operations": [
                     {"id": sha256(VIEWER), "body": VIEWER, "name": "Viewer", "type": "query"},
                     {
-                        "id": "create-subaccount",
+                        "id": "ab" * 32,  # an id that is not the body's hash: asked by either
                         "body": CREATE_SUBACCOUNT,
                         "name": "Create",
                         "type": "mutation",
@@ -278,6 +361,14 @@ def test_a_plain_hash_to_document_map_is_a_manifest_too() -> None:
             "string id and body",
         ),
         ({"0" * 64: VIEWER}, "sha256 of their document"),
+        (
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [{"id": "viewer-query", "body": VIEWER}],
+            },
+            "'viewer-query' is not a SHA-256",
+        ),
         (["not", "a", "map"], "expected an Apollo persisted-query manifest"),
     ],
 )

@@ -39,6 +39,7 @@ BACKOFF = (
 MAX_ATTEMPTS = len(BACKOFF) + 1
 LEASE = timedelta(seconds=60)  # a claimed delivery is not claimed again while being sent
 CLAIM_BATCH = 20
+MAX_IN_FLIGHT = 100  # sends at once per process
 GONE = 410  # the receiver says the endpoint is gone for good
 MAX_ERROR = 500
 
@@ -55,7 +56,9 @@ class Outcome:
     error: str | None
 
 
-async def _claim_due(db: Database, server_secret: str, now: datetime) -> list[ClaimedDelivery]:
+async def _claim_due(
+    db: Database, server_secret: str, now: datetime, limit: int = CLAIM_BATCH
+) -> list[ClaimedDelivery]:
     due_at_now = select(WebhookDelivery).where(
         WebhookDelivery.state == DeliveryState.PENDING,
         col(WebhookDelivery.next_attempt_at) <= now,
@@ -68,7 +71,7 @@ async def _claim_due(db: Database, server_secret: str, now: datetime) -> list[Cl
         due = (
             await session.exec(
                 due_at_now.order_by(col(WebhookDelivery.next_attempt_at))
-                .limit(CLAIM_BATCH)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ).all()
@@ -216,6 +219,11 @@ def http_client() -> httpx.AsyncClient:
 
 
 class WebhookDispatcher(PollingLoop):
+    """Claims due deliveries and sends each in its own task, without waiting for the batch:
+    a slow or failing endpoint (up to the request timeout) never holds up the others. At most
+    MAX_IN_FLIGHT sends run at once per process; each finished send wakes the loop to claim
+    more."""
+
     name = "webhook dispatcher"
     poll_interval = 0.5
 
@@ -224,20 +232,40 @@ class WebhookDispatcher(PollingLoop):
         self.db = db
         self.server_secret = server_secret
         self.allow_private = allow_private
-
         self._client: httpx.AsyncClient | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         async with http_client() as client:  # one connection pool for the loop's life
             self._client = client
-            await super().run()
+            try:
+                await super().run()
+            finally:
+                # Sends under way finish (each is bounded by the request timeout); any cut
+                # short is tried again when its lease runs out.
+                if self._in_flight:
+                    await asyncio.wait(self._in_flight, timeout=REQUEST_TIMEOUT_SECONDS)
+                for task in self._in_flight:
+                    task.cancel()
 
     async def run_pass(self) -> None:
+        while (free := min(MAX_IN_FLIGHT - len(self._in_flight), CLAIM_BATCH)) > 0:
+            claimed = await _claim_due(self.db, self.server_secret, utcnow(), free)
+            for item in claimed:
+                task = asyncio.create_task(self._send(item))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+            if len(claimed) < free:
+                return
+
+    async def _send(self, item: ClaimedDelivery) -> None:
         assert self._client is not None
-        while (
-            await deliver_due(
-                self.db, self.server_secret, self._client, allow_private=self.allow_private
-            )
-            == CLAIM_BATCH
-        ):
-            pass
+        try:
+            await _attempt(self.db, self._client, item, self.allow_private)
+        except Exception as error:
+            # Not recorded (the database failed?): the lease runs out and it is tried again.
+            log.error("recording webhook delivery %s failed: %r", item.delivery.id, error)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self.wake()

@@ -251,3 +251,27 @@ async def test_deliveries_left_pending_for_a_disabled_endpoint_are_ended_unsent(
         ended = await session.get(WebhookDelivery, delivery_id)
     assert ended is not None
     assert (ended.state, ended.attempt_count) == (DeliveryState.FAILED, 0)
+
+
+async def test_a_slow_endpoint_never_holds_up_a_healthy_one(db: Database) -> None:
+    account = await make_account(db)
+    loop = asyncio.get_running_loop()
+    seen: list[float] = []
+
+    def healthy_sent(rows: list[WebhookDelivery]) -> bool:
+        done = any(r.id == healthy and r.state == DeliveryState.SUCCEEDED for r in rows)
+        if done:
+            seen.append(loop.time())
+            slow_before.extend(r for r in rows if r.id != healthy and r.attempt_count)
+        return done
+
+    slow_before: list[WebhookDelivery] = []
+    with webhook_receiver() as receiver:
+        receiver.delays["/slow"] = 3.0
+        for _ in range(25):  # more than one claim batch of slow sends
+            await _old_delivery(db, account, receiver.url + "/slow")
+        healthy = await _old_delivery(db, account, receiver.url + "/ok")
+        started = loop.time()
+        await _run_dispatcher_until(db, healthy_sent)  # then waits for the slow ones to end
+    assert seen[0] - started < 2.0, f"the healthy delivery waited {seen[0] - started:.1f} s"
+    assert slow_before == []  # none of the slow sends had finished by then
