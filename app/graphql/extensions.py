@@ -4,14 +4,16 @@ checks every request passes before it runs."""
 import logging
 import re
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLList,
     GraphQLNonNull,
+    ObjectFieldNode,
     OperationDefinitionNode,
     OperationType,
     StringValueNode,
@@ -125,39 +127,56 @@ MAX_DOCUMENT_CHARACTERS = 64 * 1024
 MAX_LIST_ITEMS = 10_000  # the largest list any input takes: a customer order's items
 
 
-def _variables_problem(value: object) -> str | None:
-    """The first problem inside a variable value: unsafe text in a string or object key, a
-    list longer than any input takes, or nesting deeper than any input has. Iterative, as
-    JSON may nest 1,024 levels, deeper than Python's recursion allows."""
-    pending: list[tuple[object, int]] = [(value, 0)]
+def _variables_problem(variables: dict[str, object]) -> tuple[str, str] | None:
+    """The first problem inside the variables, and where: unsafe text in a string or object
+    key, a list longer than any input takes, or nesting deeper than any input has. The place
+    is a path inside the variable (`description`, `items.3.config.serialNumber`), as in
+    userErrors. Iterative, as JSON may nest 1,024 levels, deeper than Python allows."""
+    pending: list[tuple[object, tuple[str, ...]]] = [(v, ()) for v in variables.values()]
     while pending:
-        item, depth = pending.pop()
-        if depth > MAX_VARIABLE_DEPTH:
-            return f"Variables may nest at most {MAX_VARIABLE_DEPTH} levels."
+        item, path = pending.pop()
+        if len(path) > MAX_VARIABLE_DEPTH:
+            return f"Variables may nest at most {MAX_VARIABLE_DEPTH} levels.", ".".join(path[:8])
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:
-                return problem
+                return problem, ".".join(path)
         elif isinstance(item, dict):
             for key, child in item.items():
-                pending.append((key, depth + 1))
-                pending.append((child, depth + 1))
+                pending.append((key, path))
+                pending.append((child, (*path, str(key))))
         elif isinstance(item, list):
             if len(item) > MAX_LIST_ITEMS:
-                return f"Lists may have at most {MAX_LIST_ITEMS:,} items."
-            pending.extend((child, depth + 1) for child in item)
+                return f"Lists may have at most {MAX_LIST_ITEMS:,} items.", ".".join(path)
+            pending.extend((child, (*path, str(index))) for index, child in enumerate(item))
     return None
+
+
+def _literal_path(ancestors: tuple[object, ...]) -> str:
+    """Where a literal sits inside its argument, as userErrors name fields: the `input`
+    argument's own name is left out (`description`, `mass.amount`)."""
+    names: list[str] = []
+    for node in ancestors:
+        if isinstance(node, ArgumentNode) and node.name.value != "input":
+            names.append(node.name.value)
+        if isinstance(node, ObjectFieldNode):
+            names.append(node.name.value)
+    return ".".join(names)
 
 
 class SafeText(ValidationRule):
     """String literals in the document obey the same text rule as variables (app.text)."""
 
-    def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
+    def enter_string_value(
+        self, node: StringValueNode, _key: object, parent: object, _path: object, ancestors: Any
+    ) -> None:
         problem = text_problem(node.value)
         if problem:
-            self.report_error(
-                GraphQLError(problem, node, extensions={"code": ErrorCode.INVALID_INPUT.value})
-            )
+            extensions = {"code": ErrorCode.INVALID_INPUT.value}
+            field = _literal_path((*ancestors, parent))
+            if field:
+                extensions["field"] = field
+            self.report_error(GraphQLError(problem, node, extensions=extensions))
 
 
 # Lists in inputs: at most 100 items, but where an input says otherwise.
@@ -259,11 +278,15 @@ class RequestGuard(SchemaExtension):
                         DEFAULT_MAX_ITEMS,
                         f"${name}",
                     )
-            problem = problem or _variables_problem(
-                [variables[n] for n in declared if n in variables]
-            )
+            extensions = {"code": ErrorCode.INVALID_INPUT.value}
+            if problem is None and (
+                found := _variables_problem({n: variables[n] for n in declared if n in variables})
+            ):
+                problem, field = found
+                if field:
+                    extensions["field"] = field
             if problem:
-                raise GraphQLError(problem, extensions={"code": ErrorCode.INVALID_INPUT.value})
+                raise GraphQLError(problem, extensions=extensions)
         yield
 
 
