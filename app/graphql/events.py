@@ -78,7 +78,11 @@ class EventSubscriptions:
         if background is None:
             raise RuntimeError("subscriptions need the app's background services")
         wanted = parse_global_id(order_id, "Order", "orderId") if order_id else None
-        async with background.feed.subscribe(principal, wanted, after_sequence) as subscriber:
+        # The context is the socket's: its subscriptions are offered each event together.
+        connection = id(info.context)
+        async with background.feed.subscribe(
+            principal, wanted, after_sequence, connection
+        ) as subscriber:
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)
 

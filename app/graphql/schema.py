@@ -34,6 +34,12 @@ from app.graphql.webhooks import WebhookMutations, WebhookQueries
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 2_000
+# The depth and alias rules, built once: each QueryDepthLimiter or MaxAliasesLimiter instance
+# makes a new rule class, and CachedValidation is keyed by the rule classes, so a fresh
+# instance per operation would validate every document again (every one of 1,000
+# identical subscriptions, every HTTP request).
+DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
+ALIAS_RULES = MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules
 
 
 @strawberry.type
@@ -108,8 +114,8 @@ def get_schema() -> strawberry.Schema:
             lambda: AddValidationRules([SafeText]),
             TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: AddValidationRules(DEPTH_RULES),
+            lambda: AddValidationRules(ALIAS_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=256),
             CachedValidation,
