@@ -2,16 +2,18 @@
 commit-to-delivery latency, and an ordinary query's latency during the burst.
 
     .venv/bin/python -m bench.fanout [--sockets 5000] [--subscribers 1000] [--orders 100]
-                                     [--database postgresql|sqlite]
+                                     [--rate ORDERS_PER_SECOND] [--database postgresql|sqlite]
 
 1. Opens `--sockets` idle graphql-transport-ws connections (acknowledged, no subscription)
    and reports the server's resident memory per socket.
 2. Opens `--subscribers` account-wide `orderStatusChanged` subscriptions (20 per socket, the
-   per-socket maximum), then places `--orders` orders 10 at a time. Each order is PLACED then
-   FULFILLED, so every subscriber must receive 2 x orders events. Reports deliveries/s (from
-   the first order to the last delivery), the p50/p99 of commit → delivery (`occurredAt`, set
-   in the committing transaction, to the moment the client reads the message), and the p50/p99
-   of a small `order(id)` query sent every 20 ms over HTTP meanwhile.
+   per-socket maximum), then places `--orders` orders 10 at a time (or `--rate` per second,
+   spread evenly). Each order is PLACED then FULFILLED, so every subscriber must receive
+   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and per
+   second of server CPU time (steadier than wall-clock time on a shared machine), the p50/p99
+   of commit → delivery (`occurredAt`, set in the committing transaction, to the moment the
+   client reads the message), and the p50/p99 of a small `order(id)` query sent every 20 ms
+   over HTTP meanwhile.
 
 The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
@@ -207,7 +209,9 @@ async def query_latencies(
     return latencies
 
 
-async def burst(server: Server, key: str, subscribers: int, orders: int) -> None:
+async def burst(
+    server: Server, key: str, subscribers: int, orders: int, rate: float | None
+) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
         registering = time.perf_counter()
@@ -244,9 +248,16 @@ async def burst(server: Server, key: str, subscribers: int, orders: int) -> None
                 body = (await http.post("/graphql", json={"query": CREATE})).json()
                 assert body["data"]["createOrderByMass"]["userErrors"] == [], body
 
+        async def place_at(offset: float) -> None:
+            await asyncio.sleep(offset)
+            await place()
+
         started = time.perf_counter()
         cpu_before = server.cpu_seconds()
-        await asyncio.gather(*(place() for _ in range(orders)))
+        if rate is None:
+            await asyncio.gather(*(place() for _ in range(orders)))
+        else:
+            await asyncio.gather(*(place_at(index / rate) for index in range(orders)))
         placed = time.perf_counter() - started
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deliveries.done.wait(), timeout=45)
@@ -307,7 +318,7 @@ async def run(database_url: str, arguments: argparse.Namespace) -> None:
         if arguments.sockets:
             await idle_sockets(server, key, arguments.sockets)
         if arguments.subscribers and arguments.orders:
-            await burst(server, key, arguments.subscribers, arguments.orders)
+            await burst(server, key, arguments.subscribers, arguments.orders, arguments.rate)
 
 
 def main() -> None:
@@ -315,6 +326,11 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=5_000)
     parser.add_argument("--subscribers", type=int, default=1_000)
     parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="orders per second, spread evenly (default: as fast as 10 at a time go)",
+    )
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     arguments = parser.parse_args()
     name = asyncio.run(postgres_database()) if arguments.database == "postgresql" else None
