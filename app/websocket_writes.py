@@ -14,7 +14,8 @@ first, so a close frame still follows everything sent before it. Backpressure is
 transport's: it pauses the protocol (`pause_writing`) as before, and what one turn collects is
 bounded by what the application sent in that turn. `carbon-gateway serve` passes this class to
 uvicorn by its import path; it replaces uvicorn's `transport` attribute only, in
-`connection_made`, and tests/e2e/test_websocket.py exercises every path through it.
+`connection_made`. tests/test_websocket_writes.py checks the coalescing; every WebSocket test
+against a real server (tests/e2e) runs through it.
 """
 
 import asyncio

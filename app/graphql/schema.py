@@ -106,8 +106,8 @@ class GatewayExtensionsRunner(SchemaExtensionsRunner):
     """Strawberry's extension runner without its per-result overhead where no extension has
     work to do. For every streamed result (each event, for each subscriber) Strawberry builds
     an `on_stream_result` context manager over all ten extensions and awaits every
-    extension's `get_results` through a coroutine of its own: together a fifth of the time
-    of one fan-out delivery (py-spy, bench/fanout.py). Here the extensions that override
+    extension's `get_results` through a coroutine of its own: together a fifth of the
+    server's time in a fan-out burst (py-spy, bench/fanout.py). Here the extensions that override
     neither hook are skipped, so the hooks that run and the results are the same; errors
     are classified before this, by `GatewaySchema.process_errors`, for every result."""
 
