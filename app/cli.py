@@ -135,6 +135,7 @@ def serve(
         typer.echo(line)
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
     from app.http_limits import PROTOCOL_PATH
+    from app.websocket_writes import PROTOCOL_PATH as WEBSOCKET_PROTOCOL_PATH
 
     uvicorn.run(
         "app.main:create_app",
@@ -147,6 +148,8 @@ def serve(
         # Slow or endless requests are cut off: header and body deadlines, a header size cap
         # (uvicorn has none of these for httptools), and uvicorn's own keep-alive timeout.
         http=PROTOCOL_PATH,
+        # One write per loop turn and socket instead of one per frame (fan-out bursts).
+        ws=WEBSOCKET_PROTOCOL_PATH,
         timeout_keep_alive=settings.http_keep_alive_timeout,
     )
 

@@ -1,5 +1,6 @@
 """The ASGI application: create_app(settings) builds it; `app` is the one uvicorn imports."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,17 @@ from app.observability import Metrics, RequestContextMiddleware
 from app.public import CertificatePages
 
 log = logging.getLogger(__name__)
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, when the app has started: what exists then (modules, the schema, the
+    ORM's mappers, the engine) lives as long as the process, and once frozen the collector's
+    full passes no longer walk it. Each full pass stalls every request and delivery of the
+    process: measured during a fan-out burst (bench/fanout.py), 150 to 400 ms unfrozen, 50 to
+    150 ms frozen."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 
 def create_app(
@@ -68,6 +80,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             async with background.running():
+                _freeze_startup_objects()
                 yield
         finally:
             await rate_limiter.close()

@@ -2,16 +2,18 @@
 commit-to-delivery latency, and an ordinary query's latency during the burst.
 
     .venv/bin/python -m bench.fanout [--sockets 5000] [--subscribers 1000] [--orders 100]
-                                     [--database postgresql|sqlite]
+                                     [--rate ORDERS_PER_SECOND] [--database postgresql|sqlite]
 
 1. Opens `--sockets` idle graphql-transport-ws connections (acknowledged, no subscription)
    and reports the server's resident memory per socket.
 2. Opens `--subscribers` account-wide `orderStatusChanged` subscriptions (20 per socket, the
-   per-socket maximum), then places `--orders` orders 10 at a time. Each order is PLACED then
-   FULFILLED, so every subscriber must receive 2 x orders events. Reports deliveries/s (from
-   the first order to the last delivery), the p50/p99 of commit → delivery (`occurredAt`, set
-   in the committing transaction, to the moment the client reads the message), and the p50/p99
-   of a small `order(id)` query sent every 20 ms over HTTP meanwhile.
+   per-socket maximum), then places `--orders` orders 10 at a time (or `--rate` per second,
+   spread evenly). Each order is PLACED then FULFILLED, so every subscriber must receive
+   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and per
+   second of server CPU time (steadier than wall-clock time on a shared machine), the p50/p99
+   of commit → delivery (`occurredAt`, set in the committing transaction, to the moment the
+   client reads the message), and the p50/p99 of a small `order(id)` query sent every 20 ms
+   over HTTP meanwhile.
 
 The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
@@ -63,6 +65,12 @@ class Server:
     @property
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://") + "/graphql"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server so far: on a shared machine, deliveries per
+        CPU-second compare runs better than deliveries per wall-clock second."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -154,7 +162,8 @@ async def idle_sockets(server: Server, key: str, count: int) -> None:
 @dataclass
 class Deliveries:
     expected: int
-    probe: str = ""
+    probes: set[str] = field(default_factory=set)
+    measuring: bool = False  # until set, every delivery is a probe's
     registered: set[str] = field(default_factory=set)  # subscriptions that saw the probe
     subscribers: int = 0
     all_registered: asyncio.Event = field(default_factory=asyncio.Event)
@@ -168,10 +177,13 @@ async def read_deliveries(socket: ClientConnection, deliveries: Deliveries) -> N
     async for raw in socket:
         received = time.time()
         message = json.loads(raw)
+        if message.get("type") == "ping":  # the server's keep-alive: unanswered, it closes
+            await socket.send('{"type":"pong"}')
+            continue
         if message.get("type") != "next":
             continue
         change = message["payload"]["data"]["orderStatusChanged"]
-        if change["order"]["id"] == deliveries.probe:
+        if not deliveries.measuring or change["order"]["id"] in deliveries.probes:
             deliveries.registered.add(message["id"])
             if len(deliveries.registered) >= deliveries.subscribers:
                 deliveries.all_registered.set()
@@ -197,9 +209,12 @@ async def query_latencies(
     return latencies
 
 
-async def burst(server: Server, key: str, subscribers: int, orders: int) -> None:
+async def burst(
+    server: Server, key: str, subscribers: int, orders: int, rate: float | None
+) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
+        registering = time.perf_counter()
         sockets = await open_sockets(server, key, -(-subscribers // PER_SOCKET))
         for index in range(subscribers):
             payload = {"query": SUBSCRIPTION}
@@ -207,11 +222,22 @@ async def burst(server: Server, key: str, subscribers: int, orders: int) -> None
             await sockets[index // PER_SOCKET].send(json.dumps(message))
         deliveries = Deliveries(expected=subscribers * orders * 2, subscribers=subscribers)
         readers = [asyncio.create_task(read_deliveries(s, deliveries)) for s in sockets]
-        # A probe order: once every subscription has seen it, all of them are registered.
-        probe = (await http.post("/graphql", json={"query": CREATE})).json()
-        deliveries.probe = probe_id = probe["data"]["createOrderByMass"]["order"]["id"]
-        await asyncio.wait_for(deliveries.all_registered.wait(), timeout=30)
-        await asyncio.sleep(0.5)  # and the probe's FULFILLED is out of the way
+        # Probe orders until every subscription has seen one: then all of them are
+        # registered (a subscription sees only events committed after it started).
+        async with asyncio.timeout(30):
+            while not deliveries.all_registered.is_set():
+                probe = (await http.post("/graphql", json={"query": CREATE})).json()
+                probe_id = probe["data"]["createOrderByMass"]["order"]["id"]
+                deliveries.probes.add(probe_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(deliveries.all_registered.wait(), timeout=1)
+        print(
+            f"registered {subscribers} subscriptions on {len(sockets)} sockets in "
+            f"{time.perf_counter() - registering:.1f} s",
+            flush=True,
+        )
+        await asyncio.sleep(0.5)  # and the probes' FULFILLED are out of the way
+        deliveries.measuring = True
 
         stop = asyncio.Event()
         ordinary = asyncio.create_task(query_latencies(http, probe_id, stop))
@@ -222,11 +248,20 @@ async def burst(server: Server, key: str, subscribers: int, orders: int) -> None
                 body = (await http.post("/graphql", json={"query": CREATE})).json()
                 assert body["data"]["createOrderByMass"]["userErrors"] == [], body
 
+        async def place_at(offset: float) -> None:
+            await asyncio.sleep(offset)
+            await place()
+
         started = time.perf_counter()
-        await asyncio.gather(*(place() for _ in range(orders)))
+        cpu_before = server.cpu_seconds()
+        if rate is None:
+            await asyncio.gather(*(place() for _ in range(orders)))
+        else:
+            await asyncio.gather(*(place_at(index / rate) for index in range(orders)))
         placed = time.perf_counter() - started
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deliveries.done.wait(), timeout=45)
+        cpu = server.cpu_seconds() - cpu_before
         stop.set()
         query_times = await ordinary
         for reader in readers:
@@ -237,7 +272,8 @@ async def burst(server: Server, key: str, subscribers: int, orders: int) -> None
     print(
         f"burst: {subscribers} subscribers x {orders} orders ({orders * 2} events) placed in "
         f"{placed:.1f} s; {deliveries.count} of {deliveries.expected} deliveries in "
-        f"{elapsed:.1f} s = {deliveries.count / elapsed:,.0f} deliveries/s"
+        f"{elapsed:.1f} s = {deliveries.count / elapsed:,.0f} deliveries/s; server CPU "
+        f"{cpu:.1f} s = {deliveries.count / cpu:,.0f} deliveries per CPU-second"
     )
     if deliveries.latencies:
         print(
@@ -282,7 +318,7 @@ async def run(database_url: str, arguments: argparse.Namespace) -> None:
         if arguments.sockets:
             await idle_sockets(server, key, arguments.sockets)
         if arguments.subscribers and arguments.orders:
-            await burst(server, key, arguments.subscribers, arguments.orders)
+            await burst(server, key, arguments.subscribers, arguments.orders, arguments.rate)
 
 
 def main() -> None:
@@ -290,6 +326,11 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=5_000)
     parser.add_argument("--subscribers", type=int, default=1_000)
     parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="orders per second, spread evenly (default: as fast as 10 at a time go)",
+    )
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     arguments = parser.parse_args()
     name = asyncio.run(postgres_database()) if arguments.database == "postgresql" else None

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -192,16 +192,25 @@ class EventFeed(Generic[Subject]):
             else POLL_SECONDS_WITHOUT_DOORBELL
         )
         self.position = 0  # the last sequence handed to subscribers
-        self._subscribers: dict[Scope, set[Subscriber[Subject]]] = {}
+        # By scope, then by connection (dicts as ordered sets): the subscriptions of one
+        # socket are offered an event one after another, so their frames share one write
+        # (app/websocket_writes.py).
+        self._subscribers: dict[Scope, dict[Hashable, dict[Subscriber[Subject], None]]] = {}
         self._rung = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, principal: Principal, order_id: uuid.UUID | None, after: int | None
+        self,
+        principal: Principal,
+        order_id: uuid.UUID | None,
+        after: int | None,
+        connection: Hashable = None,
     ) -> AsyncIterator[Subscriber[Subject]]:
-        """A subscriber to events after `after`, or to those after now when it is None."""
+        """A subscriber to events after `after`, or to those after now when it is None.
+        Subscribers that give the same `connection` (their socket) are offered each event
+        consecutively."""
         await self._start()
         subscriber = Subscriber(
             self,
@@ -210,18 +219,23 @@ class EventFeed(Generic[Subject]):
             self.position if after is None else after,
             catch_up=after is not None,
         )
-        scoped = self._subscribers.setdefault(subscriber.scope, set())
-        scoped.add(subscriber)
+        scoped = self._subscribers.setdefault(subscriber.scope, {})
+        connected = scoped.setdefault(connection, {})
+        connected[subscriber] = None
         try:
             yield subscriber
         finally:
-            scoped.discard(subscriber)
-            if not scoped:
-                self._subscribers.pop(subscriber.scope, None)
+            connected.pop(subscriber, None)
+            if not connected and scoped.get(connection) is connected:
+                del scoped[connection]
+            if not scoped and self._subscribers.get(subscriber.scope) is scoped:
+                del self._subscribers[subscriber.scope]
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(scoped) for scoped in self._subscribers.values())
+        return sum(
+            len(connected) for scoped in self._subscribers.values() for connected in scoped.values()
+        )
 
     def _ring(self, sequence: int | None) -> None:
         if sequence is None or sequence > self.position:
@@ -275,8 +289,9 @@ class EventFeed(Generic[Subject]):
             if subject is None or scope not in self._subscribers:
                 continue
             delivery = Delivery(change, subject)
-            for subscriber in self._subscribers[scope]:
-                subscriber.offer(delivery)
+            for connected in self._subscribers[scope].values():
+                for subscriber in connected:
+                    subscriber.offer(delivery)
         last = rows[-1].sequence
         assert last is not None
         self.position = last

@@ -92,7 +92,11 @@ class EventSubscriptions:
                     f"afterSequence {after_sequence} is beyond the newest event ({latest}).",
                     "afterSequence",
                 )
-        async with background.feed.subscribe(principal, wanted, after_sequence) as subscriber:
+        # The context is the socket's: its subscriptions are offered each event together.
+        connection = id(info.context)
+        async with background.feed.subscribe(
+            principal, wanted, after_sequence, connection
+        ) as subscriber:
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)
 
