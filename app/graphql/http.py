@@ -1,12 +1,13 @@
 """The /graphql endpoint: GraphQL over HTTP with API-key auth, negotiation and JSON errors."""
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -42,16 +43,21 @@ from app.graphql.persisted import (
 )
 from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
+log = logging.getLogger(__name__)
+
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer
 APPLICATION_JSON = "application/json"
 
 
 def error_response(
     status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
 ) -> Response:
-    error: dict[str, Any] = {"message": message}
-    if code:
-        error["extensions"] = {"code": code}
+    """A JSON error body; every refusal carries a code (BAD_REQUEST unless said otherwise)."""
+    error: dict[str, Any] = {
+        "message": message,
+        "extensions": {"code": code or ErrorCode.BAD_REQUEST.value},
+    }
     return Response(
         orjson.dumps({"errors": [error]}),
         status_code=status,
@@ -185,7 +191,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 406, f"This endpoint answers {APPLICATION_JSON} or {GRAPHQL_RESPONSE_JSON}."
             )
 
-        if request.method == "POST" and not await self._body_within_limit(request):
+        try:
+            within_limit = request.method != "POST" or await self._body_within_limit(request)
+        except ClientDisconnect:
+            # The client went away (or its body deadline passed) mid-body: nobody to answer.
+            log.info("client disconnected before sending its whole body")
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        if not within_limit:
             return error_response(
                 413, f"The request body is over {self.settings.max_body_bytes} bytes."
             )
@@ -207,8 +219,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if request.method == "GET" and "not allowed when using GET" in error.reason:
                 status = 405  # a mutation over GET
             headers = {"Allow": "POST"} if status == 405 else None
-            code = ErrorCode.BAD_REQUEST.value if status == 400 else None
-            failed = error_response(status, error.reason, code, headers=headers)
+            failed = error_response(status, error.reason, headers=headers)
             return await self._apply_throttle(context, failed)
         except PersistedQueryError as error:
             failed = error_response(

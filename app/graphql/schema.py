@@ -18,6 +18,7 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
 
 from app.graphql.accounts import AccountMutations, AccountQueries
 from app.graphql.catalog import CatalogMutations, CatalogQueries
@@ -63,7 +64,9 @@ class NodeQueries:
             return None
         # Only object types that implement Node: `Query:x` or `Mass:x` name no object.
         type_def = info.schema.get_type_by_name(global_id.type_name)
-        origin = getattr(type_def, "origin", None) if type_def is not None else None
+        if not isinstance(type_def, StrawberryObjectDefinition) or type_def.is_interface:
+            return None  # `Node:x` names the interface, not an object
+        origin = type_def.origin
         if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
             return None
         node = origin.resolve_node(global_id.node_id, info=info, required=False)

@@ -41,6 +41,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import ErrorCode
 from app.graphql.context import Context
+from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,12 @@ def refusal_before_parsing(context: Context, query: str) -> GraphQLError | None:
     """What refuses an operation before its text is parsed, as over HTTP: an empty query
     (Strawberry would fail with MissingQuery, an internal error), and in trusted-documents mode
     text not in the manifest (validating it first would tell which fields exist)."""
+    if len(query) > MAX_DOCUMENT_CHARACTERS:
+        return GraphQLError(
+            f"The document is over {MAX_DOCUMENT_CHARACTERS:,} characters: send large inputs "
+            "as variables.",
+            extensions={"code": ErrorCode.BAD_REQUEST.value},
+        )
     if not query.strip():
         return GraphQLError(
             "The subscribe message's payload.query is empty: send the operation's text.",
@@ -297,6 +304,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             return
         await super().handle_subscribe(message)
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        # A client that goes away mid-send is not an error of ours.
+        if isinstance(error, WebSocketDisconnected):
+            log.info("websocket closed by the client during an operation")
+            return
+        await super().handle_task_exception(error)
 
     async def handle_invalid_message(self, error_message: str) -> None:
         await self.close_socket(CLOSE_INVALID_MESSAGE, error_message)

@@ -127,3 +127,19 @@ def test_a_request_sent_in_slow_pieces_within_the_limits_is_served(
         time.sleep(1)
         connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _response(connection).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_client_that_leaves_mid_body_is_not_logged_as_an_error(server: RunningServer) -> None:
+    for _ in range(3):
+        connection = _connect(server)
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"query":'
+        )
+        time.sleep(0.3)
+        connection.close()
+    time.sleep(1.0)
+    log = server.output()
+    assert "Exception in ASGI application" not in log
+    assert "ClientDisconnect" not in log
+    assert '"status": 500' not in log

@@ -363,3 +363,46 @@ async def test_a_second_connection_init_on_the_legacy_protocol_closes_with_4429(
     messages = await frames_until_close(socket)
     assert socket.close_code == 4429
     assert [message for message in messages if message["type"] != "ka"] == []
+
+
+async def test_a_document_over_the_size_limit_is_refused_with_a_reason(
+    sqlite_server: RunningServer,
+) -> None:
+    socket = await open_socket(
+        sqlite_server, "graphql-transport-ws", sqlite_server.demo_key("test", "standard")
+    )
+    try:
+        query = "{ viewer { mode } } #" + "x" * 70_000
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        async with asyncio.timeout(TIMEOUT):
+            while (message := json.loads(await socket.recv()))["type"] == "ping":
+                pass
+    finally:
+        await socket.close()
+    assert message["type"] == "error", message
+    assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "65,536 characters" in message["payload"][0]["message"]
+
+
+async def test_closing_a_socket_while_a_replay_is_sent_logs_no_error(
+    sqlite_server: RunningServer,
+) -> None:
+    key = sqlite_server.demo_key("test", "standard")
+    for _ in range(3):
+        await create_order(sqlite_server, key, "1")
+    await asyncio.sleep(1.0)
+    for _ in range(3):
+        socket = await open_socket(sqlite_server, "graphql-transport-ws", key)
+        await socket.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIPTION, "variables": {"after": 0}},
+                }
+            )
+        )
+        await socket.recv()
+        await socket.close()
+    await asyncio.sleep(0.5)
+    assert "Exception in worker task" not in sqlite_server.output()

@@ -136,3 +136,30 @@ async def test_metadata_that_older_code_stored_still_reads_back(
         "s": "\ufffd",
         "\ufffd": 1,
     }
+
+
+async def test_node_of_the_interface_itself_is_null_not_an_error(gql: GraphQLClient) -> None:
+    for raw in ("Node:x", f"Node:{uuid.uuid4()}", "OrderStatusChange:x", "Subscription:x"):
+        node_id = base64.b64encode(raw.encode()).decode()
+        body = await gql.execute("query($i: ID!) { node(id: $i) { id } }", i=node_id)
+        assert body == {"data": {"node": None}, "extensions": body["extensions"]}, raw
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "content", "status"),
+    [
+        ("PUT", {}, b"{}", 405),
+        ("POST", {"Content-Type": "text/plain"}, b"{}", 415),
+        ("POST", {"Content-Type": "application/json", "Accept": "application/xml"}, b"{}", 406),
+        ("GET", {"Accept": "application/json"}, None, 405),
+    ],
+)
+async def test_http_refusals_carry_a_code(
+    gql: GraphQLClient, method: str, headers: dict[str, str], content: bytes | None, status: int
+) -> None:
+    url = "/graphql?query=mutation%20%7B%20__typename%20%7D" if method == "GET" else "/graphql"
+    response = await gql.http.request(
+        method, url, content=content, headers={**gql.headers, **headers}
+    )
+    assert response.status_code == status
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
