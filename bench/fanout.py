@@ -30,22 +30,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.databases import drop_postgres_database, postgres_database, url_of
 from bench.order_latency import demo_test_key, free_port
 
-POSTGRES_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 PER_SOCKET = 20  # the server's max_subscriptions_per_connection
 PLACE_CONCURRENTLY = 10
 SUBSCRIPTION = """subscription {
@@ -288,30 +283,6 @@ async def burst(
     )
 
 
-async def postgres_database() -> str | None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
-    try:
-        connection = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError) as error:
-        print(f"PostgreSQL unavailable ({error}); using SQLite")
-        return None
-    name = f"cg_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return name
-
-
-async def drop_postgres_database(name: str) -> None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
-    connection = await asyncpg.connect(dsn, timeout=3)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 async def run(database_url: str, arguments: argparse.Namespace) -> None:
     with serve(database_url) as server:
         key = demo_test_key(server.log.read_text())
@@ -341,7 +312,7 @@ def main() -> None:
         return
     try:
         print("database: PostgreSQL")
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+        url = url_of(name)
         asyncio.run(run(url, arguments))
     finally:
         asyncio.run(drop_postgres_database(name))

@@ -16,16 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
-POSTGRES_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+from bench.databases import drop_postgres_database, postgres_database, url_of
+
 CREATE = """mutation($key: String!) {
   createOrderByMass(input: {mass: {amount: "1", unit: T}, idempotencyKey: $key}) {
     order { id } userErrors { code message }
@@ -109,30 +105,6 @@ def report(name: str, latencies: list[float]) -> None:
     )
 
 
-async def postgres_database() -> str | None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
-    name = f"cg_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        connection = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError) as error:
-        print(f"PostgreSQL skipped: {error}")
-        return None
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return name
-
-
-async def drop_postgres_database(name: str) -> None:
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
-    connection = await asyncpg.connect(dsn, timeout=3)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 def main() -> None:
     orders = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     with tempfile.TemporaryDirectory() as folder:
@@ -140,7 +112,7 @@ def main() -> None:
     name = asyncio.run(postgres_database())
     if name:
         try:
-            url = make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+            url = url_of(name)
             report("PostgreSQL", measure(url, orders))
         finally:
             asyncio.run(drop_postgres_database(name))
