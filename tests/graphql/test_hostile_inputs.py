@@ -34,6 +34,9 @@ from tests.graphql.hostile_cases import (
 from tests.offsets_fixtures import gid
 
 RESPONSIVE_MS = 1_000
+# Three mutations that commit on SQLite (synchronous=FULL: an fsync each) cannot be re-sent to
+# time them again; a freeze (issue 7 saw 20-30 s) still shows against this bound.
+COMMITTING_REQUEST_MS = 5_000
 
 
 def _with_ids(content: bytes, world: World) -> bytes:
@@ -166,7 +169,7 @@ async def test_an_error_in_one_root_mutation_field_hides_none_of_the_fields_befo
         assert order_shown, payload
         assert k_shown, payload
     # Three mutations in one request: a freeze shows, the tight bound is the table rows'.
-    assert elapsed_ms < RESPONSIVE_MS, f"took {elapsed_ms:.0f} ms"
+    assert elapsed_ms < COMMITTING_REQUEST_MS, f"took {elapsed_ms:.0f} ms"
 
 
 async def test_metadata_stored_beyond_the_range_by_old_code_still_reads_back(
