@@ -29,24 +29,27 @@ async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> 
     """Queue, for each order event, one delivery per active endpoint in its scope that takes
     its type, and one for the order's callback URL; a few queries for the whole batch, none
     when it is empty (the relay's idle poll)."""
-    order_events = sorted(
-        (e for e in events if e.order_id is not None and e.sequence is not None),
-        key=lambda event: event.sequence or 0,
+    # Each event's change is built once, then mapped into every delivery it makes.
+    changes = sorted(
+        (
+            change
+            for change in map(OrderStateChanged.from_row, events)
+            if change is not None and change.sequence is not None
+        ),
+        key=lambda change: change.sequence or 0,
     )
-    if not order_events:
+    if not changes:
         return 0
-    accounts = {event.account_id for event in order_events}
+    accounts = {change.account_id for change in changes}
     endpoints_by_scope = await _endpoints_by_scope(session, accounts)
     endpoint_ids = [e.id for scoped in endpoints_by_scope.values() for e in scoped]
     # Only what was queued before this batch's first event counts: a batch committed out of
     # order can then make a receiver look again, but never chains back to a later event.
-    before_batch = col(WebhookDelivery.event_sequence) < order_events[0].sequence
+    before_batch = col(WebhookDelivery.event_sequence) < changes[0].sequence
     last_for_endpoint = await _last_sequence_by(
         session, col(WebhookDelivery.endpoint_id), endpoint_ids, before_batch
     )
-    callback_orders = {
-        e.order_id for e in order_events if e.order_id is not None and _callback_url(e)
-    }
+    callback_orders = {change.order_id for change in changes if change.callback_url}
     last_for_callback = await _last_sequence_by(
         session,
         col(WebhookDelivery.order_id),
@@ -55,21 +58,19 @@ async def enqueue_for_events(session: AsyncSession, events: Sequence[Event]) -> 
         before_batch,
     )
     deliveries = []
-    for event in order_events:
-        assert event.order_id is not None
-        assert event.sequence is not None
-        scope = (event.account_id, event.mode, event.subaccount_id)
+    for change in changes:
+        assert change.sequence is not None
+        scope = (change.account_id, change.mode, change.subaccount_id)
         for endpoint in endpoints_by_scope.get(scope, []):
-            if endpoint.event_types is not None and event.type not in endpoint.event_types:
+            if endpoint.event_types is not None and change.type not in endpoint.event_types:
                 continue
             previous = last_for_endpoint.get(endpoint.id)
-            last_for_endpoint[endpoint.id] = event.sequence
-            deliveries.append(_delivery(event, endpoint.url, endpoint.id, previous))
-        callback = _callback_url(event)
-        if callback is not None:
-            previous = last_for_callback.get(event.order_id)
-            last_for_callback[event.order_id] = event.sequence
-            deliveries.append(_delivery(event, callback, None, previous))
+            last_for_endpoint[endpoint.id] = change.sequence
+            deliveries.append(_delivery(change, endpoint.url, endpoint.id, previous))
+        if change.callback_url is not None:
+            previous = last_for_callback.get(change.order_id)
+            last_for_callback[change.order_id] = change.sequence
+            deliveries.append(_delivery(change, change.callback_url, None, previous))
     session.add_all(deliveries)
     return len(deliveries)
 
@@ -114,23 +115,19 @@ async def _last_sequence_by(
     return {value: last for value, last in rows.all() if value is not None}
 
 
-def _callback_url(event: Event) -> str | None:
-    change = OrderStateChanged.from_row(event)
-    return change.callback_url if change is not None else None
-
-
 def _delivery(
-    event: Event, url: str, endpoint_id: uuid.UUID | None, previous_sequence: int | None
+    change: OrderStateChanged,
+    url: str,
+    endpoint_id: uuid.UUID | None,
+    previous_sequence: int | None,
 ) -> WebhookDelivery:
-    change = OrderStateChanged.from_row(event)
-    assert change is not None
     assert change.sequence is not None
     return WebhookDelivery(
-        account_id=event.account_id,
-        mode=event.mode,
-        subaccount_id=event.subaccount_id,
+        account_id=change.account_id,
+        mode=change.mode,
+        subaccount_id=change.subaccount_id,
         event_sequence=change.sequence,
-        event_type=event.type,
+        event_type=change.type,
         order_id=change.order_id,
         endpoint_id=endpoint_id,
         url=url,
