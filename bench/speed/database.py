@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _ORDERS_BY_STATE = text(
     "SELECT state, count(*) FROM offset_order"
-    " WHERE coalesce(idempotency_key, '') LIKE :key_pattern GROUP BY state"
+    " WHERE coalesce(idempotency_key, '') LIKE :key_pattern"
+    " AND (:except_pattern = '' OR coalesce(idempotency_key, '') NOT LIKE :except_pattern)"
+    " GROUP BY state"
 )
 # Every batch with what its allocations took: remaining only goes down as allocations are
 # written, so allocated + remaining == quantity, and neither may pass the other.
@@ -40,10 +42,17 @@ class BenchDatabase:
     def __init__(self, url: str) -> None:
         self.engine: AsyncEngine = create_async_engine(url)
 
-    async def orders_by_state(self, key_prefix: str = "") -> Counter[str]:
-        """Orders per state, of those whose idempotency key starts with `key_prefix`."""
+    async def orders_by_state(
+        self, key_prefix: str = "", except_prefix: str | None = None
+    ) -> Counter[str]:
+        """Orders per state, of those whose idempotency key starts with `key_prefix` and not
+        with `except_prefix`."""
+        patterns = {
+            "key_pattern": f"{key_prefix}%",
+            "except_pattern": f"{except_prefix}%" if except_prefix else "",
+        }
         async with self.engine.connect() as connection:
-            rows = await connection.execute(_ORDERS_BY_STATE, {"key_pattern": f"{key_prefix}%"})
+            rows = await connection.execute(_ORDERS_BY_STATE, patterns)
             return Counter({state: count for state, count in rows})
 
     async def batch_stock(self) -> list[BatchStock]:
