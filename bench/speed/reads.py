@@ -41,6 +41,11 @@ AUTHORIZATION = {"Authorization": f"Bearer {TEST_KEY}"}
 class ReadFigure:
     name: str
     result: wrk.WrkResult
+    server_cpu_seconds: float
+
+    @property
+    def requests_per_cpu_second(self) -> float:
+        return self.result.requests / self.server_cpu_seconds
 
 
 def shape(value: Any) -> Any:
@@ -98,15 +103,18 @@ async def measure(
     script.write_text(wrk.static_post_script(json.dumps(payload), AUTHORIZATION))
     url = f"{server.url}/graphql"
     await wrk.run(url, script, warm_up_seconds(duration), CONNECTIONS)
+    cpu_before = server.cpu_seconds()
     result = await wrk.run(url, script, duration, CONNECTIONS)
+    figure = ReadFigure(name, result, server.cpu_seconds() - cpu_before)
     print(
         f"  {name:28} {result.requests_per_second:9.1f} req/s"
         f"  p50 {result.p50_seconds * 1000:7.2f} ms  p99 {result.p99_seconds * 1000:7.2f} ms"
+        f"  {figure.requests_per_cpu_second:9.1f} per server CPU-second"
         + (f"  NON-2XX {result.non_2xx}" if result.non_2xx else "")
         + (f"  socket errors {result.socket_errors}" if result.socket_errors else ""),
         flush=True,
     )
-    return ReadFigure(name, result)
+    return figure
 
 
 def warm_up_seconds(duration: float) -> float:
