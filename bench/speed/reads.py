@@ -109,9 +109,7 @@ async def measure(
     print(
         f"  {name:28} {result.requests_per_second:9.1f} req/s"
         f"  p50 {result.p50_seconds * 1000:7.2f} ms  p99 {result.p99_seconds * 1000:7.2f} ms"
-        f"  {figure.requests_per_cpu_second:9.1f} per server CPU-second"
-        + (f"  NON-2XX {result.non_2xx}" if result.non_2xx else "")
-        + (f"  socket errors {result.socket_errors}" if result.socket_errors else ""),
+        f"  {figure.requests_per_cpu_second:9.1f} per server CPU-second{result.trouble()}",
         flush=True,
     )
     return figure

@@ -1,16 +1,16 @@
 """The write path under 32 concurrent clients: `createOrderByMass` from wrk for a fixed window,
-orders created and fulfilled per second counted in the database, the backlog, and a burst
-against short stock that must not oversell."""
+orders created and fulfilled per second counted in the database, the backlog, and (on a
+database of its own) a burst against short stock that must not oversell."""
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,30 @@ SHORT_SECONDS = 3
 SHORT_SETTLE_SECONDS = 60
 
 
-@dataclass(frozen=True)
-class WriteFigure:
-    database: str
+@dataclasses.dataclass(frozen=True)
+class ShortStock:
+    """The burst against short stock, on a database of its own."""
+
+    fulfilled: int
+    waiting: int
+    remaining_grams: int
+    batches: list[BatchStock]
+
+    @property
+    def held(self) -> bool:
+        """The burst took exactly the stock there was and left the other orders waiting."""
+        return (
+            self.fulfilled == SHORT_FULFILLABLE
+            and self.remaining_grams == 0
+            and self.waiting > 0
+            and not any(batch.oversold for batch in self.batches)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """The measured window of 32 clients creating orders on the default portfolio."""
+
     seconds: float
     created: int
     fulfilled: int
@@ -55,9 +76,6 @@ class WriteFigure:
     backlog_at_end: int
     backlog_later: int
     batches: list[BatchStock]
-    short_fulfilled: int
-    short_waiting: int
-    short_remaining_grams: int
 
     @property
     def created_per_second(self) -> float:
@@ -71,14 +89,12 @@ class WriteFigure:
     def oversold(self) -> list[BatchStock]:
         return [batch for batch in self.batches if batch.oversold]
 
-    @property
-    def short_stock_held(self) -> bool:
-        """The short-stock burst took exactly the stock there was and left the rest waiting."""
-        return (
-            self.short_fulfilled == SHORT_FULFILLABLE
-            and self.short_remaining_grams == 0
-            and self.short_waiting > 0
-        )
+
+@dataclasses.dataclass(frozen=True)
+class WriteFigure:
+    database: str
+    window: Window
+    short: ShortStock
 
 
 def create_script(key_prefix: str, portfolio_id: str | None = None) -> str:
@@ -124,64 +140,48 @@ async def write_setup(database: str, database_url: str) -> AsyncIterator[Server]
             yield server
 
 
+async def admin_create(server: Server, field: str, returns: str, values: dict[str, Any]) -> str:
+    """Run the admin mutation `field` (input type `<Field>Input`); the id of what it made."""
+    input_type = f"{field[0].upper()}{field[1:]}Input"
+    query = f"""mutation($input: {input_type}!) {{ {field}(input: $input) {{
+      {returns} {{ id }} userErrors {{ code message }} }} }}"""
+    data = await graphql(server, ADMIN_TEST_KEY, query, {"input": values})
+    return str(data[field][returns]["id"])
+
+
 async def short_stock_portfolio(server: Server) -> str:
-    project = await graphql(
+    """A portfolio of one bundle of one project with SHORT_BATCH_GRAMS of stock."""
+    project_id = await admin_create(
         server,
-        ADMIN_TEST_KEY,
-        """mutation($input: CreateProjectInput!) { createProject(input: $input) {
-          project { id } userErrors { code message } } }""",
+        "createProject",
+        "project",
         {
-            "input": {
-                "name": "Bench short stock",
-                "type": "REFORESTATION",
-                "registry": "Verra",
-                "registryId": "BENCH-SHORT",
-                "country": "BR",
-            }
+            "name": "Bench short stock",
+            "type": "REFORESTATION",
+            "registry": "Verra",
+            "registryId": "BENCH-SHORT",
+            "country": "BR",
         },
     )
-    project_id = project["createProject"]["project"]["id"]
     for index, grams in enumerate(SHORT_BATCH_GRAMS):
-        await graphql(
-            server,
-            ADMIN_TEST_KEY,
-            """mutation($input: AddCreditBatchInput!) { addCreditBatch(input: $input) {
-              creditBatch { id } userErrors { code message } } }""",
-            {
-                "input": {
-                    "projectId": project_id,
-                    "quantity": {"amount": str(grams), "unit": "G"},
-                    "serialPrefix": f"BENCH-SHORT-{index}",
-                    "vintage": 2020 + index,
-                }
-            },
-        )
-    bundle = await graphql(
-        server,
-        ADMIN_TEST_KEY,
-        """mutation($input: CreateBundleInput!) { createBundle(input: $input) {
-          bundle { id } userErrors { code message } } }""",
-        {
-            "input": {
-                "name": "Bench short stock",
-                "projectIds": [project_id],
-                "unitPrice": {"amount": "10.00", "currency": "USD"},
-            }
-        },
-    )
-    portfolio = await graphql(
-        server,
-        ADMIN_TEST_KEY,
-        """mutation($input: CreatePortfolioInput!) { createPortfolio(input: $input) {
-          portfolio { id } userErrors { code message } } }""",
-        {
-            "input": {
-                "name": "Bench short stock",
-                "bundles": [{"bundleId": bundle["createBundle"]["bundle"]["id"], "weight": "100"}],
-            }
-        },
-    )
-    return str(portfolio["createPortfolio"]["portfolio"]["id"])
+        batch = {
+            "projectId": project_id,
+            "quantity": {"amount": str(grams), "unit": "G"},
+            "serialPrefix": f"BENCH-SHORT-{index}",
+            "vintage": 2020 + index,
+        }
+        await admin_create(server, "addCreditBatch", "creditBatch", batch)
+    bundle = {
+        "name": "Bench short stock",
+        "projectIds": [project_id],
+        "unitPrice": {"amount": "10.00", "currency": "USD"},
+    }
+    bundle_id = await admin_create(server, "createBundle", "bundle", bundle)
+    portfolio = {
+        "name": "Bench short stock",
+        "bundles": [{"bundleId": bundle_id, "weight": "100"}],
+    }
+    return await admin_create(server, "createPortfolio", "portfolio", portfolio)
 
 
 async def run_window(
@@ -196,11 +196,11 @@ async def run_window(
     return time.monotonic() - started_at, result
 
 
-async def measure_writes(
+async def measure_window(
     database: str, database_url: str, seconds: float, warm_up_seconds: float
-) -> WriteFigure:
-    """The short-stock burst, a warm-up, the measured window, the backlog then and
-    BACKLOG_RECHECK_SECONDS later, and the stock check of every batch."""
+) -> Window:
+    """A warm-up, the measured window, the backlog then and BACKLOG_RECHECK_SECONDS later,
+    and the stock check of every batch."""
     run = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="bench-writes-") as name:
         folder = Path(name)
@@ -208,41 +208,52 @@ async def measure_writes(
             db = BenchDatabase(database_url)
             try:
                 await graphql(server, TEST_KEY, CREATE, {"key": f"check-{run}"})
-                # Short stock first: its waiting orders then stay aside (awaiting inventory)
-                # instead of queueing behind the window's backlog.
-                portfolio_id = await short_stock_portfolio(server)
-                short_prefix = f"short-{run}-"
-                short_seconds = min(SHORT_SECONDS, seconds)
-                await run_window(server, folder, short_prefix, short_seconds, portfolio_id)
-                short = await short_stock_settled(db, short_prefix)
-
                 await run_window(server, folder, f"warm-{run}-", warm_up_seconds)
                 window_prefix = f"bench-{run}-"
-                before = await db.orders_by_state(except_prefix=short_prefix)
+                before = await db.orders_by_state()
                 elapsed, result = await run_window(server, folder, window_prefix, seconds)
-                after = await db.orders_by_state(except_prefix=short_prefix)
+                after = await db.orders_by_state()
                 # Created: the window's own orders (a warm-up request still in flight when
                 # the window opens commits inside it). Fulfilled: whatever the worker
                 # finished inside the window, warm-up orders included.
-                created_in_window = (await db.orders_by_state(window_prefix)).total()
+                created = (await db.orders_by_state(window_prefix)).total()
                 await asyncio.sleep(BACKLOG_RECHECK_SECONDS)
-                later = await db.orders_by_state(except_prefix=short_prefix)
+                later = await db.orders_by_state()
                 batches = await db.batch_stock()
             finally:
                 await db.dispose()
-    short_batches = [b for b in batches if b.serial_prefix.startswith("BENCH-SHORT-")]
-    return WriteFigure(
-        database=database,
+    return Window(
         seconds=elapsed,
-        created=created_in_window,
+        created=created,
         fulfilled=after["FULFILLED"] - before["FULFILLED"],
         result=result,
         backlog_at_end=after["PLACED"],
         backlog_later=later["PLACED"],
         batches=batches,
-        short_fulfilled=short["FULFILLED"],
-        short_waiting=short["PLACED"],
-        short_remaining_grams=sum(batch.remaining_grams for batch in short_batches),
+    )
+
+
+async def measure_short_stock(database: str, database_url: str, seconds: float) -> ShortStock:
+    """CONNECTIONS clients ordering from a portfolio with SHORT_BATCH_GRAMS of stock."""
+    with tempfile.TemporaryDirectory(prefix="bench-short-") as name:
+        async with write_setup(database, database_url) as server:
+            db = BenchDatabase(database_url)
+            try:
+                portfolio_id = await short_stock_portfolio(server)
+                await run_window(server, Path(name), "short-", seconds, portfolio_id)
+                orders = await short_stock_settled(db, "short-")
+                batches = [
+                    batch
+                    for batch in await db.batch_stock()
+                    if batch.serial_prefix.startswith("BENCH-SHORT-")
+                ]
+            finally:
+                await db.dispose()
+    return ShortStock(
+        fulfilled=orders["FULFILLED"],
+        waiting=orders["PLACED"],
+        remaining_grams=sum(batch.remaining_grams for batch in batches),
+        batches=batches,
     )
 
 
@@ -258,46 +269,58 @@ async def short_stock_settled(db: BenchDatabase, key_prefix: str) -> Counter[str
     return await db.orders_by_state(key_prefix)
 
 
+@contextlib.asynccontextmanager
+async def temporary_database(database: str) -> AsyncIterator[str | None]:
+    """The URL of a new SQLite file or PostgreSQL database (None when PostgreSQL is down)."""
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="bench-writes-db-") as folder:
+            yield f"sqlite+aiosqlite:///{folder}/writes.db"
+        return
+    name = await postgres_database()
+    if name is None:
+        yield None
+        return
+    try:
+        yield url_of(name)
+    finally:
+        await drop_postgres_database(name)
+
+
 async def run_writes(
     databases: list[str], seconds: float, warm_up_seconds: float
 ) -> list[WriteFigure]:
     figures = []
     for database in databases:
         print(f"writes: {database}, {CONNECTIONS} clients, {seconds:g} s …", flush=True)
-        if database == "sqlite":
-            with tempfile.TemporaryDirectory(prefix="bench-writes-db-") as folder:
-                figure = await measure_writes(
-                    database, f"sqlite+aiosqlite:///{folder}/writes.db", seconds, warm_up_seconds
-                )
-        else:
-            name = await postgres_database()
-            if name is None:
+        async with temporary_database(database) as url:
+            if url is None:
                 continue
-            try:
-                figure = await measure_writes(database, url_of(name), seconds, warm_up_seconds)
-            finally:
-                await drop_postgres_database(name)
+            window = await measure_window(database, url, seconds, warm_up_seconds)
+        # On a database of its own: its waiting orders stay out of the window's backlog,
+        # and its burst does not wait behind that backlog.
+        async with temporary_database(database) as url:
+            assert url is not None
+            short = await measure_short_stock(database, url, min(SHORT_SECONDS, seconds))
+        figure = WriteFigure(database, window, short)
         print_write_figure(figure)
         figures.append(figure)
     return figures
 
 
 def print_write_figure(figure: WriteFigure) -> None:
-    result = figure.result
+    window, short, result = figure.window, figure.short, figure.window.result
     print(
-        f"  {figure.database}: created {figure.created_per_second:.1f}/s,"
-        f" fulfilled {figure.fulfilled_per_second:.1f}/s over {figure.seconds:.1f} s;"
+        f"  {figure.database}: created {window.created_per_second:.1f}/s,"
+        f" fulfilled {window.fulfilled_per_second:.1f}/s over {window.seconds:.1f} s;"
         f" create p50 {result.p50_seconds * 1000:.0f} ms p99 {result.p99_seconds * 1000:.0f} ms;"
-        f" backlog {figure.backlog_at_end} at the end, {figure.backlog_later}"
-        f" {BACKLOG_RECHECK_SECONDS} s later"
-        + (f"; FAILED responses {result.failed}" if result.failed else "")
-        + (f"; socket errors {result.socket_errors}" if result.socket_errors else ""),
+        f" backlog {window.backlog_at_end} at the end, {window.backlog_later}"
+        f" {BACKLOG_RECHECK_SECONDS} s later{result.trouble()}",
         flush=True,
     )
     print(
-        f"  {figure.database}: stock of {len(figure.batches)} batches,"
-        f" {len(figure.oversold)} oversold; short stock: {figure.short_fulfilled} fulfilled"
-        f" (of {SHORT_FULFILLABLE} possible), {figure.short_waiting} waiting,"
-        f" {figure.short_remaining_grams} g left",
+        f"  {figure.database}: stock of {len(window.batches)} batches,"
+        f" {len(window.oversold)} oversold; short stock: {short.fulfilled} fulfilled"
+        f" (of {SHORT_FULFILLABLE} possible), {short.waiting} waiting,"
+        f" {short.remaining_grams} g left",
         flush=True,
     )

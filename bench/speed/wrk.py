@@ -24,6 +24,15 @@ class WrkResult:
     # Responses the script's `response` hook counted as failed (200 without errors, else).
     failed: int
 
+    def trouble(self) -> str:
+        """The counts that are not zero, as `; non-2xx N; failed N; socket errors N`."""
+        counts = {
+            "non-2xx": self.non_2xx,
+            "failed": self.failed,
+            "socket errors": self.socket_errors,
+        }
+        return "".join(f"; {name} {count}" for name, count in counts.items() if count)
+
 
 def _seconds(text: str) -> float:
     match = _DURATION.fullmatch(text)

@@ -169,3 +169,7 @@ async def test_numbered_script_counts_answers_without_the_marker(tmp_path: Path)
     assert fine.requests > 0
     assert (fine.failed, fine.non_2xx) == (0, 0)
     assert refused.failed == refused.requests > 0
+
+
+def test_wrk_trouble_names_only_nonzero_counts() -> None:
+    assert wrk.parse_report(REPORT).trouble() == "; non-2xx 19; failed 23; socket errors 7"
