@@ -71,7 +71,7 @@ def print_reads(figures: list[ReadFigure]) -> None:
 def print_writes(figures: list[WriteFigure]) -> None:
     print(
         f"\n{'createOrderByMass x32':22} {'created/s':>9} {'fulfilled/s':>11} {'p50 ms':>7}"
-        f" {'p99 ms':>7} {'backlog':>8} {'+5 s':>6} {'oversold':>9}"
+        f" {'p99 ms':>7} {'backlog':>8} {'+5 s':>6} {'oversold':>9} {'created/CPU-s':>14}"
     )
     for figure in figures:
         window = figure.window
@@ -80,6 +80,7 @@ def print_writes(figures: list[WriteFigure]) -> None:
             f" {window.fulfilled_per_second:11.1f} {window.result.p50_seconds * 1000:7.0f}"
             f" {window.result.p99_seconds * 1000:7.0f} {window.backlog_at_end:8}"
             f" {window.backlog_later:6} {len(window.oversold):9}"
+            f" {window.created_per_server_cpu_second:14.1f}"
         )
 
 

@@ -76,10 +76,16 @@ class Window:
     backlog_at_end: int
     backlog_later: int
     batches: list[BatchStock]
+    # The server process's CPU time in the window (on SQLite its worker's too).
+    server_cpu_seconds: float
 
     @property
     def created_per_second(self) -> float:
         return self.created / self.seconds
+
+    @property
+    def created_per_server_cpu_second(self) -> float:
+        return self.created / self.server_cpu_seconds
 
     @property
     def fulfilled_per_second(self) -> float:
@@ -211,7 +217,9 @@ async def measure_window(
                 await run_window(server, folder, f"warm-{run}-", warm_up_seconds)
                 window_prefix = f"bench-{run}-"
                 before = await db.orders_by_state()
+                cpu_before = server.cpu_seconds()
                 elapsed, result = await run_window(server, folder, window_prefix, seconds)
+                server_cpu_seconds = server.cpu_seconds() - cpu_before
                 after = await db.orders_by_state()
                 # Created: the window's own orders (a warm-up request still in flight when
                 # the window opens commits inside it). Fulfilled: whatever the worker
@@ -230,6 +238,7 @@ async def measure_window(
         backlog_at_end=after["PLACED"],
         backlog_later=later["PLACED"],
         batches=batches,
+        server_cpu_seconds=server_cpu_seconds,
     )
 
 
@@ -314,7 +323,8 @@ def print_write_figure(figure: WriteFigure) -> None:
         f" fulfilled {window.fulfilled_per_second:.1f}/s over {window.seconds:.1f} s;"
         f" create p50 {result.p50_seconds * 1000:.0f} ms p99 {result.p99_seconds * 1000:.0f} ms;"
         f" backlog {window.backlog_at_end} at the end, {window.backlog_later}"
-        f" {BACKLOG_RECHECK_SECONDS} s later{result.trouble()}",
+        f" {BACKLOG_RECHECK_SECONDS} s later; server CPU {window.server_cpu_seconds:.1f} s"
+        f" ({window.created_per_server_cpu_second:.0f} created per CPU-second){result.trouble()}",
         flush=True,
     )
     print(
