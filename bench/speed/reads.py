@@ -155,7 +155,8 @@ async def run_reads(duration: float) -> list[ReadFigure]:
         command, environment = ours(database_url, run_worker="false", response_cache="true")
         async with started("ours-cached", command, environment) as server:
             status, cached_body = await post(server, read)
-            checked_answer(status, cached_body)
+            if shape(checked_answer(status, cached_body)["data"]) != shape(ours_answer["data"]):
+                raise RuntimeError(f"the cached server answered another shape: {cached_body!r}")
             figures[CACHED] = await measure(CACHED, server, read, folder, duration)
     return [figures[name] for name in (CEILING, STOCK, UNCACHED, CACHED, PERSISTED)]
 
