@@ -12,7 +12,7 @@ GRAPHIQL_SOURCES := graphiql/build.mjs $(shell find graphiql/src -type f 2>/dev/
 CLIENTS := tests/clients
 CLIENTS_STAMP := $(CLIENTS)/node_modules/.installed-stamp
 
-.PHONY: install graphiql js-clients run test test-sqlite lint format schema bench clean
+.PHONY: install graphiql js-clients run test test-sqlite lint format schema bench bench-speed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,10 +66,14 @@ format: install
 schema: install ## rewrite schema.graphql from the code
 	$(BIN)/carbon-gateway export-schema > schema.graphql
 
-bench: install ## the benchmarks: customer-order items/s, order fulfilment latency, live-event fan-out
+bench: install ## the benchmarks: speed side by side, customer-order items/s, fulfilment latency, fan-out
+	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.customer_orders
 	$(BIN)/python -m bench.order_latency
 	$(BIN)/python -m bench.fanout
+
+bench-speed: install ## issue 10's reads and writes side by side (needs /usr/bin/wrk)
+	$(BIN)/python -m bench.speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache graphiql/node_modules app/static/graphiql $(CLIENTS)/node_modules
