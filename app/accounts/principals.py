@@ -42,6 +42,9 @@ class PrincipalCache:
         if self._entries is not None:
             self._entries[(hash_api_key(plain_key), subaccount_id)] = principal
 
+    def __len__(self) -> int:
+        return len(self._entries) if self._entries is not None else 0
+
     def clear(self) -> None:
         if self._entries is not None:
             self._entries.clear()
