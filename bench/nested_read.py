@@ -21,6 +21,7 @@ from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/nested_read.py`
 
+from app.accounts import service as accounts
 from app.accounts.models import Mode
 from app.config import Settings
 from app.db import Database
@@ -30,7 +31,7 @@ from app.migrations.runner import migrate
 from app.offsets import service as offsets
 from app.offsets.fulfilment import fulfil_pending
 
-SECRET = "bench-nested-read-secret"
+SERVER_SECRET = "bench-nested-read-secret"  # noqa: S105  # a throwaway database's
 ORDERS = 20
 NESTED_READ = """{ orders(first: 20) { edges { node { id state createdAt
   mass { amount unit } price { amount currency }
@@ -41,16 +42,14 @@ NESTED_READ = """{ orders(first: 20) { edges { node { id state createdAt
 
 async def _seed(db: Database) -> str:
     async with db.transaction() as session:
-        keys = await seed_demo(session, SECRET)
+        keys = await seed_demo(session, SERVER_SECRET)
     key = next(k.key for k in keys if k.mode is Mode.TEST and not k.admin)
     async with db.session() as session:
-        from app.accounts import service as accounts
-
         principal, _ = await accounts.authenticate(session, key)
     for _ in range(ORDERS):
         async with db.transaction() as session:
             await offsets.create_order_by_mass(session, principal, 1_000, offsets.OrderOptions())
-    await fulfil_pending(db, SECRET)
+    await fulfil_pending(db, SERVER_SECRET)
     return key
 
 
@@ -61,7 +60,7 @@ async def main(requests: int) -> None:
         db = Database.from_url(url)
         key = await _seed(db)
         settings = Settings(
-            database_url=url, secret_key=SECRET, run_worker=False, rate_limit_per_second=0
+            database_url=url, secret_key=SERVER_SECRET, run_worker=False, rate_limit_per_second=0
         )
         app = create_app(settings, database=db)
         statements = 0
@@ -75,9 +74,7 @@ async def main(requests: int) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
 
             async def read() -> None:
-                response = await http.post(
-                    "/graphql", json={"query": NESTED_READ}, headers=headers
-                )
+                response = await http.post("/graphql", json={"query": NESTED_READ}, headers=headers)
                 body = response.json()
                 assert "errors" not in body, body
                 assert len(body["data"]["orders"]["edges"]) == ORDERS, body
