@@ -187,9 +187,10 @@ class Database:
 
 
 def plain_rows(statement: SelectOfScalar[Any]) -> Select[Any]:
-    """`statement` (a select of one model) returning plain rows with the model's attribute
-    names instead of ORM instances: no identity map or instance state to build, for hot reads
-    whose rows are only mapped to GraphQL types."""
+    """`statement` (a select of one model narrowed by `where` clauses, as the domains' `*_of`
+    functions return) returning plain rows with the model's attribute names instead of ORM
+    instances: no identity map or instance state to build, for reads whose rows are only
+    mapped to GraphQL types. Its FROM and WHERE are kept; anything else is not."""
     model = statement.column_descriptions[0]["entity"]
     plain = select(*model_columns(model)).select_from(*statement.get_final_froms())
     return plain if statement.whereclause is None else plain.where(statement.whereclause)

@@ -11,7 +11,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from app.db import plain_rows
 from app.emissions import service as emissions
 from app.events.changes import OrderStateChanged
 from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project, percent
@@ -320,7 +319,7 @@ class OffsetQueries:
     orders = filtered_connection_field(
         OrderConnection,
         OrdersFilter,
-        lambda principal, filter: plain_rows(offsets.orders_of(principal, _order_filter(filter))),
+        lambda principal, filter: offsets.orders_of(principal, _order_filter(filter)),
         models.OffsetOrder,
         Order.from_row,
         description="Orders, newest first.",

@@ -5,13 +5,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import strawberry
-from sqlalchemy import Select
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
 from strawberry.types.nodes import SelectedField
 
 from app import public_ids
 from app.accounts.service import Principal
+from app.db import plain_rows
 from app.errors import InvalidInput
 from app.graphql.context import Info
 from app.graphql.dataloaders import DataLoaders
@@ -93,7 +93,7 @@ def nodes_loaded_by(loader_of: Callable[[DataLoaders], Any]) -> Any:
 
 def connection_field(
     connection_type: type[ConnectionT],
-    rows_of: Callable[[Principal], SelectOfScalar[Any] | Select[Any]],
+    rows_of: Callable[[Principal], SelectOfScalar[Any]],
     model: Any,
     to_node: Callable[[Any], NodeT],
     *,
@@ -120,7 +120,7 @@ def connection_field(
 def filtered_connection_field(
     connection_type: type[ConnectionT],
     filter_type: type[FilterT],
-    rows_of: Callable[[Principal, FilterT | None], SelectOfScalar[Any] | Select[Any]],
+    rows_of: Callable[[Principal, FilterT | None], SelectOfScalar[Any]],
     model: Any,
     to_node: Callable[[Any], NodeT],
     *,
@@ -147,14 +147,16 @@ def filtered_connection_field(
 async def connection(
     info: Info,
     connection_type: Callable[..., ConnectionT],
-    statement: SelectOfScalar[Any] | Select[Any],
+    statement: SelectOfScalar[Any],
     model: Any,
     to_node: Callable[[Any], NodeT],
     request: PageRequest,
 ) -> ConnectionT:
-    """One page of a scoped statement as a Relay connection, counted only when asked for."""
+    """One page of a scoped statement as a Relay connection, counted only when asked for;
+    its rows are plain (no ORM instances to build): they are only mapped to nodes."""
+    rows = plain_rows(statement)
     async with info.context.reads.session() as session:
-        page = await paginate(session, statement, model, request, count=selects(info, "totalCount"))
+        page = await paginate(session, rows, model, request, count=selects(info, "totalCount"))
     return to_connection(connection_type, page, to_node)
 
 
