@@ -47,15 +47,24 @@ class RequestReads:
             if self._session is None:
                 self._stack = AsyncExitStack()
                 self._session = await self._stack.enter_async_context(self.db.session())
-            yield self._session
+            try:
+                yield self._session
+            except BaseException:
+                # A failed statement may have aborted the transaction (PostgreSQL): the next
+                # read gets a new session, as it would have had one of its own before.
+                await self._release()
+                raise
 
     async def close(self) -> None:
         """Give the shared session back (its transaction is rolled back; reads only)."""
         async with self._lock:
-            stack, self._stack, self._session = self._stack, None, None
             self._shared = False
-            if stack is not None:
-                await stack.aclose()
+            await self._release()
+
+    async def _release(self) -> None:
+        stack, self._stack, self._session = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
 
 
 class OperationReads(SchemaExtension):
