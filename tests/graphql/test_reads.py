@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
+from app.accounts.models import Account
 from app.db import Database
 from app.graphql.reads import RequestReads
 from tests.conftest import GraphQLClient
@@ -31,11 +32,12 @@ def counting_checkouts(db: Database) -> Iterator[list[object]]:
 
 
 async def test_an_http_query_reads_all_its_relations_through_one_connection(
-    db: Database, account: object, gql: GraphQLClient
+    db: Database, account: Account, gql: GraphQLClient
 ) -> None:
-    await seed_catalog(db, account)  # type: ignore[arg-type]
+    await seed_catalog(db, account)
     await gql.execute("{ viewer { mode } }")  # the key's principal is cached from here on
-    query = """{ projects { edges { node { name creditBatches { vintage } availableMass { amount } } } }
+    query = """{
+      projects { edges { node { name creditBatches { vintage } availableMass { amount } } } }
       bundles { edges { node { name projects { name } availableMass { amount } } } }
       portfolios { totalCount edges { node { bundles { weight bundle { name } } } } } }"""
     with counting_checkouts(db) as checkouts:
