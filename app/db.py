@@ -7,13 +7,16 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, event, text
+from sqlalchemy import DateTime, Enum, Select, event, select, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Bundle as ColumnGroup
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 5
@@ -181,3 +184,24 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def plain_rows(statement: SelectOfScalar[Any]) -> Select[Any]:
+    """`statement` (a select of one model narrowed by `where` clauses, as the domains' `*_of`
+    functions return) returning plain rows with the model's attribute names instead of ORM
+    instances: no identity map or instance state to build, for reads whose rows are only
+    mapped to GraphQL types. Its FROM and WHERE are kept; anything else is not."""
+    model = statement.column_descriptions[0]["entity"]
+    plain = select(*model_columns(model)).select_from(*statement.get_final_froms())
+    return plain if statement.whereclause is None else plain.where(statement.whereclause)
+
+
+def model_columns(model: Any) -> list[Any]:
+    """A model's mapped columns, labelled with its attribute names (`metadata_`, not
+    `metadata`), so that a plain row reads like an instance: `row.mass_grams`."""
+    return [getattr(model, column.key) for column in sa_inspect(model).column_attrs]
+
+
+def column_group(name: str, model: Any) -> ColumnGroup[Any]:
+    """A model's columns as one named plain row inside a wider select (`row.project.name`)."""
+    return ColumnGroup(name, *model_columns(model))

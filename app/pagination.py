@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import Select, func, tuple_
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -42,7 +42,7 @@ class PageRequest:
 @dataclass
 class Page(Generic[Row]):
     rows: list[Row]
-    total_count: int
+    total_count: int | None  # None when not asked for
     has_next_page: bool
     has_previous_page: bool
     cursors: list[str] = field(default_factory=list)
@@ -85,13 +85,22 @@ def decode_cursor(cursor: str, argument: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def paginate(
-    session: AsyncSession, statement: SelectOfScalar[Row], model: Any, request: PageRequest
-) -> Page[Row]:
-    """One page of `statement`'s rows of `model`, newest first; two queries whatever the size."""
+    session: AsyncSession,
+    statement: SelectOfScalar[Row] | Select[Any],
+    model: Any,
+    request: PageRequest,
+    *,
+    count: bool = True,
+) -> Page[Any]:
+    """One page of `statement`'s rows of `model` (instances, or plain rows), newest first: one
+    query whatever the size, and one more for the total when `count`."""
     size = request.size()
-    total = (await session.exec(select(func.count()).select_from(statement.subquery()))).one()
+    total = None
+    if count:
+        counted = select(func.count()).select_from(statement.subquery())
+        total = int((await session.exec(counted)).one())
     key = tuple_(model.created_at, model.id)
-    windowed = statement
+    windowed: Any = statement  # instances or plain rows: the same keyset either way
     if request.after is not None:
         windowed = windowed.where(key < tuple_(*decode_cursor(request.after, "after")))
     if request.before is not None:
@@ -112,8 +121,8 @@ async def paginate(
         has_next, has_previous = has_more, request.after is not None
     return Page(
         rows=rows,
-        total_count=int(total),
+        total_count=total,
         has_next_page=has_next,
         has_previous_page=has_previous,
-        cursors=[encode_cursor(row.created_at, row.id) for row in rows],  # type: ignore[attr-defined]
+        cursors=[encode_cursor(row.created_at, row.id) for row in rows],
     )

@@ -16,6 +16,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.keys import display_prefix, generate_api_key, hash_api_key, mode_of_key
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode, Subaccount
+from app.accounts.principals import forget_principals
 from app.db import utcnow
 from app.errors import DomainError, ErrorCode, Forbidden, InvalidInput, NotFound
 from app.text import clean_text
@@ -117,6 +118,7 @@ async def set_account_status(session: AsyncSession, slug: str, status: AccountSt
     account = await get_account_by_slug(session, slug)
     account.status = status
     await session.flush()
+    forget_principals()
     return account
 
 
@@ -175,6 +177,7 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uu
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         await session.flush()
+        forget_principals()
     return api_key
 
 

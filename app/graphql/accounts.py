@@ -10,8 +10,7 @@ from strawberry import relay
 from app.accounts import models, service
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import connection, nodes_by_id, parse_global_id
-from app.pagination import PageRequest
+from app.graphql.relay import connection_field, nodes_loaded_by, parse_global_id
 
 Mode = strawberry.enum(models.Mode, name="Mode")
 AccountStatus = strawberry.enum(models.AccountStatus, name="AccountStatus")
@@ -60,11 +59,7 @@ class Subaccount(relay.Node):
             id=str(row.id), name=row.name, external_ref=row.external_ref, created_at=row.created_at
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Subaccount | None"]:
-        return await nodes_by_id(info.context.loaders.subaccount_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.subaccount_by_id)
 
 
 @strawberry.type
@@ -131,44 +126,21 @@ class AccountQueries:
             admin=principal.is_admin,
         )
 
-    @strawberry.field(description="Subaccounts of the account in the key's mode, newest first.")
-    async def subaccounts(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> SubaccountConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            SubaccountConnection,
-            service.subaccounts_of(principal),
-            models.Subaccount,
-            Subaccount.from_row,
-            PageRequest(first, after, last, before),
-        )
+    subaccounts = connection_field(
+        SubaccountConnection,
+        service.subaccounts_of,
+        models.Subaccount,
+        Subaccount.from_row,
+        description="Subaccounts of the account in the key's mode, newest first.",
+    )
 
-    @strawberry.field(description="API keys of the account in the key's mode (admin only).")
-    async def api_keys(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> ApiKeyConnection:
-        principal = info.context.require_principal()
-        principal.require_admin()
-        return await connection(
-            info.context.db,
-            ApiKeyConnection,
-            service.api_keys_of(principal),
-            models.ApiKey,
-            ApiKey.from_row,
-            PageRequest(first, after, last, before),
-        )
+    api_keys = connection_field(
+        ApiKeyConnection,
+        service.api_keys_of,
+        models.ApiKey,
+        ApiKey.from_row,
+        description="API keys of the account in the key's mode (admin only).",
+    )
 
 
 @strawberry.input
@@ -225,7 +197,7 @@ class AccountMutations:
             ),
         )
         return CreateSubaccountPayload(
-            subaccount=Subaccount.from_row(outcome.value) if outcome.value else None,
+            subaccount=outcome.map(Subaccount.from_row),
             user_errors=outcome.user_errors,
         )
 
@@ -257,6 +229,6 @@ class AccountMutations:
 
         outcome = await perform(info.context.db, revoke)
         return RevokeApiKeyPayload(
-            api_key=ApiKey.from_row(outcome.value) if outcome.value else None,
+            api_key=outcome.map(ApiKey.from_row),
             user_errors=outcome.user_errors,
         )

@@ -1,7 +1,6 @@
 """The catalog in the graph: projects, credit batches, bundles and portfolios."""
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,9 +13,14 @@ from app.catalog import service as catalog
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import connection, nodes_by_id, parse_global_id, row_id_of
+from app.graphql.relay import (
+    connection_field,
+    node_by_id,
+    nodes_loaded_by,
+    parse_global_id,
+    row_id_of,
+)
 from app.offsets.fulfilment import add_stock
-from app.pagination import PageRequest
 
 ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
 
@@ -45,11 +49,7 @@ class Project(relay.Node):
             created_at=row.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Project | None"]:
-        return await nodes_by_id(info.context.loaders.project_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.project_by_id)
 
     @strawberry.field(description="Credit batches of this project, oldest vintage first.")
     async def credit_batches(self, info: Info) -> list["CreditBatch"]:
@@ -84,11 +84,7 @@ class CreditBatch(relay.Node):
             created_at=row.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["CreditBatch | None"]:
-        return await nodes_by_id(info.context.loaders.credit_batch_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.credit_batch_by_id)
 
     @strawberry.field
     async def project(self, info: Info) -> Project:
@@ -114,11 +110,7 @@ class Bundle(relay.Node):
             created_at=row.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Bundle | None"]:
-        return await nodes_by_id(info.context.loaders.bundle_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.bundle_by_id)
 
     @strawberry.field(description="Credits this bundle can draw on now.")
     async def available_mass(self, info: Info) -> Mass:
@@ -164,11 +156,7 @@ class Portfolio(relay.Node):
             created_at=row.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Portfolio | None"]:
-        return await nodes_by_id(info.context.loaders.portfolio_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.portfolio_by_id)
 
     @strawberry.field
     async def bundles(self, info: Info) -> list[PortfolioBundle]:
@@ -193,69 +181,36 @@ class PortfolioConnection(relay.Connection[Portfolio]):
 
 @strawberry.type
 class CatalogQueries:
-    @strawberry.field(description="Projects of the catalog, newest first.")
-    async def projects(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> ProjectConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            ProjectConnection,
-            catalog.projects_of(principal),
-            models.Project,
-            Project.from_row,
-            PageRequest(first, after, last, before),
-        )
+    projects = connection_field(
+        ProjectConnection,
+        catalog.projects_of,
+        models.Project,
+        Project.from_row,
+        description="Projects of the catalog, newest first.",
+    )
 
     @strawberry.field(description="One project, or null.")
     async def project(self, info: Info, id: strawberry.ID) -> Project | None:
         info.context.require_principal()
-        project_id = row_id_of(id, "Project")
-        row = await info.context.loaders.project_by_id.load(project_id) if project_id else None
-        return Project.from_row(row) if row else None
-
-    @strawberry.field(description="Bundles for sale, newest first.")
-    async def bundles(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> BundleConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            BundleConnection,
-            catalog.bundles_of(principal),
-            models.Bundle,
-            Bundle.from_row,
-            PageRequest(first, after, last, before),
+        return await node_by_id(
+            info.context.loaders.project_by_id, row_id_of(id, "Project"), Project.from_row
         )
 
-    @strawberry.field(description="Portfolios, newest first; `isDefault` marks the default.")
-    async def portfolios(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> PortfolioConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            PortfolioConnection,
-            catalog.portfolios_of(principal),
-            models.Portfolio,
-            Portfolio.from_row,
-            PageRequest(first, after, last, before),
-        )
+    bundles = connection_field(
+        BundleConnection,
+        catalog.bundles_of,
+        models.Bundle,
+        Bundle.from_row,
+        description="Bundles for sale, newest first.",
+    )
+
+    portfolios = connection_field(
+        PortfolioConnection,
+        catalog.portfolios_of,
+        models.Portfolio,
+        Portfolio.from_row,
+        description="Portfolios, newest first; `isDefault` marks the default.",
+    )
 
 
 @strawberry.input
@@ -347,7 +302,7 @@ class CatalogMutations:
             ),
         )
         return CreateProjectPayload(
-            project=Project.from_row(outcome.value) if outcome.value else None,
+            project=outcome.map(Project.from_row),
             user_errors=outcome.user_errors,
         )
 
@@ -374,7 +329,7 @@ class CatalogMutations:
         if outcome.value is not None:
             info.context.signal_change()
         return AddCreditBatchPayload(
-            credit_batch=CreditBatch.from_row(outcome.value) if outcome.value else None,
+            credit_batch=outcome.map(CreditBatch.from_row),
             user_errors=outcome.user_errors,
         )
 
@@ -402,7 +357,7 @@ class CatalogMutations:
 
         outcome = await perform(info.context.db, use_case)
         return CreateBundlePayload(
-            bundle=Bundle.from_row(outcome.value) if outcome.value else None,
+            bundle=outcome.map(Bundle.from_row),
             user_errors=outcome.user_errors,
         )
 
@@ -424,7 +379,7 @@ class CatalogMutations:
 
         outcome = await perform(info.context.db, use_case)
         return PortfolioPayload(
-            portfolio=Portfolio.from_row(outcome.value) if outcome.value else None,
+            portfolio=outcome.map(Portfolio.from_row),
             user_errors=outcome.user_errors,
         )
 
@@ -440,6 +395,6 @@ class CatalogMutations:
 
         outcome = await perform(info.context.db, use_case)
         return PortfolioPayload(
-            portfolio=Portfolio.from_row(outcome.value) if outcome.value else None,
+            portfolio=outcome.map(Portfolio.from_row),
             user_errors=outcome.user_errors,
         )

@@ -14,6 +14,7 @@ from app.db import Database
 from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
 from app.graphql.persisted import PersistedOperations
+from app.graphql.reads import RequestReads
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Context:
     db: Database
     settings: Settings
     principal: Principal | None
+    # Every read of the operation's resolvers and loaders goes through `reads`.
+    reads: RequestReads
     loaders: DataLoaders
     request: HTTPConnection | None = None
     response: Any = None

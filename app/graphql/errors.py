@@ -14,6 +14,7 @@ from app.errors import ErrorCode as DomainErrorCode
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @strawberry.type
@@ -33,6 +34,10 @@ class UserError:
 class Outcome(Generic[T]):
     value: T | None = None
     user_errors: list[UserError] = field(default_factory=list)
+
+    def map(self, to_type: Callable[[T], R]) -> R | None:
+        """The value as a GraphQL type, or None when the use case failed."""
+        return to_type(self.value) if self.value is not None else None
 
 
 async def perform(

@@ -22,6 +22,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
+from app.accounts.principals import PrincipalCache
 from app.accounts.rate_limits import (
     NoRateLimit,
     RateLimiter,
@@ -41,6 +42,7 @@ from app.graphql.persisted import (
     PersistedOperations,
     PersistedQueryError,
 )
+from app.graphql.reads import RequestReads
 from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.open_sockets = OpenSockets(db, settings.ws_access_check_seconds)
+        # Revocation bites over HTTP within the seconds it takes on open sockets.
+        self.principals = PrincipalCache(settings.ws_access_check_seconds)
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
         self.persisted_operations = persisted_operations or PersistedOperations(
@@ -297,11 +301,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         principal = await self.principal_for(
             api_key_from_headers(request.headers), request.headers.get("x-subaccount-id")
         )
+        reads = RequestReads(self.db, shareable=True)
         return Context(
             db=self.db,
             settings=self.settings,
             principal=principal,
-            loaders=create_dataloaders(self.db, principal),
+            reads=reads,
+            loaders=create_dataloaders(reads, principal),
             request=request,
             background=self.background,
             rate_limiter=self.rate_limiter,
@@ -312,11 +318,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
         """Who a key (and subaccount header or parameter) acts as; records the key's use."""
         subaccount_id = subaccount_id_from_header(subaccount)
+        if (known := self.principals.get(plain_key, subaccount_id)) is not None:
+            return known
         async with self.db.session() as session:
             principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
         if stale:
             async with self.db.transaction() as session:
                 await accounts.record_key_use(session, principal.api_key_id)
+        self.principals.put(plain_key or "", subaccount_id, principal)
         return principal
 
     async def process_result(
@@ -339,11 +348,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
         # `on_ws_connect` fills in its principal from the connection_init payload or headers.
+        reads = RequestReads(self.db)
         return Context(
             db=self.db,
             settings=self.settings,
             principal=None,
-            loaders=create_dataloaders(self.db, None),
+            reads=reads,
+            loaders=create_dataloaders(reads, None),
             request=request,
             response=response,
             background=self.background,
@@ -389,7 +400,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 }
             )
         context.principal = principal
-        context.loaders = create_dataloaders(self.db, principal)
+        context.loaders = create_dataloaders(context.reads, principal)
         context.rate_limiter = self.rate_limiter
         context.rate_limit_key = str(principal.api_key_id)
         return UNSET

@@ -1,7 +1,7 @@
 """Offsetting in the graph: quotes, orders, allocations, history and certificates."""
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, cast
@@ -19,10 +19,16 @@ from app.graphql.emissions.estimates import Estimate
 from app.graphql.emissions.vocabulary import VehicleType
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
-from app.graphql.relay import connection, nodes_by_id, parse_global_id, row_id_of
+from app.graphql.relay import (
+    filtered_connection_field,
+    map_optional,
+    node_by_id,
+    nodes_loaded_by,
+    parse_global_id,
+    row_id_of,
+)
 from app.offsets import models
 from app.offsets import service as offsets
-from app.pagination import PageRequest
 from app.text import readable_json
 
 if TYPE_CHECKING:
@@ -80,26 +86,23 @@ class QuotePayload:
 
 @strawberry.type
 class Allocation:
-    bundle_id: strawberry.Private[uuid.UUID]
-    project_id: strawberry.Private[uuid.UUID]
-    credit_batch_id: strawberry.Private[uuid.UUID]
     mass: Mass
     serial_range: str = strawberry.field(
         description="Registry serials retired: `<batch serial prefix>-<first>-<last>`."
     )
+    bundle: Bundle
+    project: Project
+    credit_batch: CreditBatch
 
-    @strawberry.field
-    async def bundle(self, info: Info) -> Bundle:
-        return Bundle.from_row(await info.context.loaders.bundle_by_id.load(self.bundle_id))
-
-    @strawberry.field
-    async def project(self, info: Info) -> Project:
-        return Project.from_row(await info.context.loaders.project_by_id.load(self.project_id))
-
-    @strawberry.field
-    async def credit_batch(self, info: Info) -> CreditBatch:
-        row = await info.context.loaders.credit_batch_by_id.load(self.credit_batch_id)
-        return CreditBatch.from_row(row)
+    @classmethod
+    def from_detail(cls, detail: offsets.AllocationDetail) -> "Allocation":
+        return cls(
+            mass=Mass.from_grams(detail.mass_grams),
+            serial_range=detail.serial_range,
+            bundle=Bundle.from_row(detail.bundle),
+            project=Project.from_row(detail.project),
+            credit_batch=CreditBatch.from_row(detail.credit_batch),
+        )
 
 
 @strawberry.type
@@ -170,11 +173,7 @@ class Order(relay.Node):
             estimate_id=row.estimate_id,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Order | None"]:
-        return await nodes_by_id(info.context.loaders.order_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.order_by_id)
 
     @strawberry.field
     async def portfolio(self, info: Info) -> Portfolio:
@@ -183,29 +182,14 @@ class Order(relay.Node):
 
     @strawberry.field(description="Credits retired for this order; empty until fulfilled.")
     async def allocations(self, info: Info) -> list[Allocation]:
-        rows = await info.context.loaders.allocations_by_order.load(uuid.UUID(self.id))
-        batches = await info.context.loaders.credit_batch_by_id.load_many(
-            [row.credit_batch_id for row in rows]
-        )
-        return [
-            Allocation(
-                bundle_id=row.bundle_id,
-                project_id=row.project_id,
-                credit_batch_id=row.credit_batch_id,
-                mass=Mass.from_grams(row.mass_grams),
-                serial_range=offsets.serial_range(
-                    batch.serial_prefix, row.serial_start, row.serial_end
-                ),
-            )
-            for row, batch in zip(rows, batches, strict=True)
-        ]
+        details = await info.context.loaders.allocation_details_by_order.load(uuid.UUID(self.id))
+        return [Allocation.from_detail(detail) for detail in details]
 
     @strawberry.field(description="The projects this order's credits come from.")
     async def projects(self, info: Info) -> list[Project]:
-        rows = await info.context.loaders.allocations_by_order.load(uuid.UUID(self.id))
-        project_ids = list(dict.fromkeys(row.project_id for row in rows))
-        projects = await info.context.loaders.project_by_id.load_many(project_ids)
-        return [Project.from_row(project) for project in projects if project]
+        details = await info.context.loaders.allocation_details_by_order.load(uuid.UUID(self.id))
+        projects = {detail.project.id: detail.project for detail in details}
+        return [Project.from_row(project) for project in projects.values()]
 
     @strawberry.field(description="Null until the order is fulfilled.")
     def certificate(self, info: Info) -> Certificate | None:
@@ -224,7 +208,7 @@ class Order(relay.Node):
         if self.estimate_id is None:
             return None
         row = await info.context.loaders.estimate_by_id.load(self.estimate_id)
-        return Estimate.from_row(row) if row else None
+        return map_optional(Estimate.from_row, row)
 
     @strawberry.field(description="Webhooks sent about this order, with every attempt.")
     async def webhook_deliveries(
@@ -265,6 +249,16 @@ class OrdersFilter:
     created_before: datetime | None = None
 
 
+def _order_filter(filter: OrdersFilter | None) -> offsets.OrderFilter | None:
+    if filter is None:
+        return None
+    return offsets.OrderFilter(
+        states=[models.OrderState(state) for state in (filter.states or [])],
+        created_after=filter.created_after,
+        created_before=filter.created_before,
+    )
+
+
 def _portfolio_id(value: strawberry.ID | None) -> uuid.UUID | None:
     return None if value is None else parse_global_id(value, "Portfolio", "portfolioId")
 
@@ -274,7 +268,7 @@ async def _quote(
 ) -> QuotePayload:
     outcome = await perform(info.context.db, quote, read_only=True)
     return QuotePayload(
-        quote=Quote.from_domain(outcome.value) if outcome.value else None,
+        quote=outcome.map(Quote.from_domain),
         user_errors=outcome.user_errors,
     )
 
@@ -311,41 +305,25 @@ class OffsetQueries:
     @strawberry.field(description="One order, or null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         info.context.require_principal()
-        order_id = row_id_of(id, "Order")
-        row = await info.context.loaders.order_by_id.load(order_id) if order_id else None
-        return Order.from_row(row) if row else None
+        return await node_by_id(
+            info.context.loaders.order_by_id, row_id_of(id, "Order"), Order.from_row
+        )
 
     @strawberry.field(description="The order created with this idempotency key, or null.")
     async def order_by_idempotency_key(self, info: Info, key: str) -> Order | None:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
+        async with info.context.reads.session() as session:
             row = await offsets.order_by_idempotency_key(session, principal, key)
-        return Order.from_row(row) if row else None
+        return map_optional(Order.from_row, row)
 
-    @strawberry.field(description="Orders, newest first.")
-    async def orders(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: OrdersFilter | None = None,
-    ) -> OrderConnection:
-        principal = info.context.require_principal()
-        order_filter = offsets.OrderFilter(
-            states=[models.OrderState(state) for state in (filter.states or [])] if filter else [],
-            created_after=filter.created_after if filter else None,
-            created_before=filter.created_before if filter else None,
-        )
-        return await connection(
-            info.context.db,
-            OrderConnection,
-            offsets.orders_of(principal, order_filter),
-            models.OffsetOrder,
-            Order.from_row,
-            PageRequest(first, after, last, before),
-        )
+    orders = filtered_connection_field(
+        OrderConnection,
+        OrdersFilter,
+        lambda principal, filter: offsets.orders_of(principal, _order_filter(filter)),
+        models.OffsetOrder,
+        Order.from_row,
+        description="Orders, newest first.",
+    )
 
 
 @strawberry.input
@@ -420,7 +398,7 @@ async def _order_payload(
     if outcome.value is not None:
         context.signal_change()
     return OrderPayload(
-        order=Order.from_row(outcome.value) if outcome.value else None,
+        order=outcome.map(Order.from_row),
         user_errors=outcome.user_errors,
     )
 

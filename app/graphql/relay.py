@@ -4,16 +4,24 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import strawberry
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
+from strawberry.types.nodes import SelectedField
 
 from app import public_ids
-from app.db import Database
+from app.accounts.service import Principal
+from app.db import plain_rows
 from app.errors import InvalidInput
+from app.graphql.context import Info
+from app.graphql.dataloaders import DataLoaders
 from app.pagination import Page, PageRequest, paginate
 
 NodeT = TypeVar("NodeT", bound=relay.Node)
 ConnectionT = TypeVar("ConnectionT")
+FilterT = TypeVar("FilterT")
+Row = TypeVar("Row")
+T = TypeVar("T")
 
 
 def decode_global_id(value: relay.GlobalID | str) -> relay.GlobalID | None:
@@ -44,6 +52,18 @@ def parse_global_id(value: relay.GlobalID | str, expected_type: str, field: str)
     return row_id
 
 
+def map_optional(to_type: Callable[[Row], T], row: Row | None) -> T | None:
+    """A row as its GraphQL type, None staying None."""
+    return to_type(row) if row is not None else None
+
+
+async def node_by_id(
+    loader: Any, row_id: uuid.UUID | None, to_node: Callable[[Any], NodeT]
+) -> NodeT | None:
+    """One row through a scoped by-id loader as its node, or None (no such id, or not ours)."""
+    return map_optional(to_node, await loader.load(row_id) if row_id is not None else None)
+
+
 async def nodes_by_id(
     loader: Any, node_ids: Iterable[str], to_node: Callable[[Any], NodeT]
 ) -> list[NodeT | None]:
@@ -59,18 +79,99 @@ async def nodes_by_id(
     return [to_node(by_id[row_id]) if row_id in by_id else None for row_id in ids]
 
 
+def nodes_loaded_by(loader_of: Callable[[DataLoaders], Any]) -> Any:
+    """A Node type's `resolve_nodes`, through the by-id loader `loader_of` picks from the
+    operation's loaders and the type's `from_row` (`node(id:)` and `nodes(ids:)`)."""
+
+    async def resolve_nodes(
+        cls: Any, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await nodes_by_id(loader_of(info.context.loaders), node_ids, cls.from_row)
+
+    return classmethod(resolve_nodes)
+
+
+def connection_field(
+    connection_type: type[ConnectionT],
+    rows_of: Callable[[Principal], SelectOfScalar[Any]],
+    model: Any,
+    to_node: Callable[[Any], NodeT],
+    *,
+    description: str,
+) -> Any:
+    """A root field `(first, after, last, before) -> connection_type` over the rows the
+    principal may see, newest first: the one shape of every paged list of the graph."""
+
+    async def resolve(
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> ConnectionT:
+        statement = rows_of(info.context.require_principal())
+        request = PageRequest(first, after, last, before)
+        return await connection(info, connection_type, statement, model, to_node, request)
+
+    resolve.__annotations__["return"] = connection_type
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def filtered_connection_field(
+    connection_type: type[ConnectionT],
+    filter_type: type[FilterT],
+    rows_of: Callable[[Principal, FilterT | None], SelectOfScalar[Any]],
+    model: Any,
+    to_node: Callable[[Any], NodeT],
+    *,
+    description: str,
+) -> Any:
+    """`connection_field` with a `filter: filter_type` argument passed on to `rows_of`."""
+
+    async def resolve(
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: Any = None,
+    ) -> ConnectionT:
+        statement = rows_of(info.context.require_principal(), filter)
+        request = PageRequest(first, after, last, before)
+        return await connection(info, connection_type, statement, model, to_node, request)
+
+    resolve.__annotations__.update({"return": connection_type, "filter": filter_type | None})
+    return strawberry.field(resolver=resolve, description=description)
+
+
 async def connection(
-    db: Database,
+    info: Info,
     connection_type: Callable[..., ConnectionT],
     statement: SelectOfScalar[Any],
     model: Any,
     to_node: Callable[[Any], NodeT],
     request: PageRequest,
 ) -> ConnectionT:
-    """One page of a scoped statement as a Relay connection, read in its own session."""
-    async with db.session() as session:
-        page = await paginate(session, statement, model, request)
+    """One page of a scoped statement as a Relay connection, counted only when asked for;
+    its rows are plain (no ORM instances to build): they are only mapped to nodes."""
+    rows = plain_rows(statement)
+    async with info.context.reads.session() as session:
+        page = await paginate(session, rows, model, request, count=selects(info, "totalCount"))
     return to_connection(connection_type, page, to_node)
+
+
+def selects(info: Info, field_name: str) -> bool:
+    """Whether the current field's selection asks for `field_name` (fragments included)."""
+
+    def among(selections: Iterable[Any]) -> bool:
+        return any(
+            selection.name == field_name
+            if isinstance(selection, SelectedField)
+            else among(selection.selections)
+            for selection in selections
+        )
+
+    return any(among(field.selections) for field in info.selected_fields)
 
 
 def to_connection(
@@ -90,5 +191,6 @@ def to_connection(
             start_cursor=page.cursors[0] if page.cursors else None,
             end_cursor=page.cursors[-1] if page.cursors else None,
         ),
-        total_count=page.total_count,
+        # Unset only when the selection has no totalCount, so nobody reads it.
+        total_count=page.total_count if page.total_count is not None else 0,
     )

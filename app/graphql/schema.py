@@ -37,6 +37,7 @@ from app.graphql.extensions import (
 from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.persisted import PersistedQueryRegistration, TrustedDocumentsGuard
+from app.graphql.reads import OperationReads
 from app.graphql.relay import decode_global_id
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -182,6 +183,7 @@ def get_schema() -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: CachedParsing(maxsize=256),
             CachedValidation,
+            OperationReads,
         ],
     )
 

@@ -12,8 +12,7 @@ from app.events import models
 from app.events.webhooks import deliveries, endpoints, signing
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import connection, parse_global_id
-from app.pagination import PageRequest
+from app.graphql.relay import connection_field, map_optional, parse_global_id
 
 DeliveryState = strawberry.enum(models.DeliveryState, name="WebhookDeliveryState")
 WebhookEventType = strawberry.enum(
@@ -125,43 +124,21 @@ class WebhookDeliveryConnection(relay.Connection[WebhookDelivery]):
 
 @strawberry.type
 class WebhookQueries:
-    @strawberry.field(description="Your webhook endpoints in the key's mode (admin only).")
-    async def webhook_endpoints(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> WebhookEndpointConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            WebhookEndpointConnection,
-            endpoints.endpoints_of(principal),
-            models.WebhookEndpoint,
-            WebhookEndpoint.from_row,
-            PageRequest(first, after, last, before),
-        )
+    webhook_endpoints = connection_field(
+        WebhookEndpointConnection,
+        endpoints.endpoints_of,
+        models.WebhookEndpoint,
+        WebhookEndpoint.from_row,
+        description="Your webhook endpoints in the key's mode (admin only).",
+    )
 
-    @strawberry.field(description="Webhook deliveries, newest first, with their attempts.")
-    async def webhook_deliveries(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> WebhookDeliveryConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            WebhookDeliveryConnection,
-            deliveries.deliveries_of(principal),
-            models.WebhookDelivery,
-            WebhookDelivery.from_row,
-            PageRequest(first, after, last, before),
-        )
+    webhook_deliveries = connection_field(
+        WebhookDeliveryConnection,
+        deliveries.deliveries_of,
+        models.WebhookDelivery,
+        WebhookDelivery.from_row,
+        description="Webhook deliveries, newest first, with their attempts.",
+    )
 
     @strawberry.field(
         description="The Standard Webhooks secret that signs deliveries to your orders' "
@@ -227,7 +204,7 @@ class WebhookMutations:
         )
         row = outcome.value
         return CreateWebhookEndpointPayload(
-            webhook_endpoint=WebhookEndpoint.from_row(row) if row else None,
+            webhook_endpoint=map_optional(WebhookEndpoint.from_row, row),
             secret=row.secret if row else None,
             user_errors=outcome.user_errors,
         )
@@ -244,6 +221,6 @@ class WebhookMutations:
 
         outcome = await perform(info.context.db, use_case)
         return DisableWebhookEndpointPayload(
-            webhook_endpoint=WebhookEndpoint.from_row(outcome.value) if outcome.value else None,
+            webhook_endpoint=outcome.map(WebhookEndpoint.from_row),
             user_errors=outcome.user_errors,
         )

@@ -10,14 +10,15 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Bundle as ColumnGroup
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.service import Principal, owned_by
 from app.catalog import service as catalog
-from app.catalog.models import Bundle, Portfolio
-from app.db import utcnow
+from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
+from app.db import column_group, utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.changes import OrderStateChanged
@@ -515,18 +516,55 @@ async def cancel_order(
     return order
 
 
-async def allocations_of_orders(
+@dataclass(frozen=True, slots=True)
+class AllocationDetail:
+    """An allocation with what it draws on in hand: its project, bundle and credit batch as
+    plain rows (each model's attribute names, `project.name`), read in one statement."""
+
+    mass_grams: int
+    serial_range: str
+    project: Any
+    bundle: Any
+    credit_batch: Any
+
+
+async def allocation_details_of_orders(
     session: AsyncSession, principal: Principal, order_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Allocation]]:
-    rows = (
+) -> dict[uuid.UUID, list[AllocationDetail]]:
+    """The allocations of the principal's orders with their projects, bundles and batches."""
+    rows: Sequence[Any] = (
         await session.exec(
-            select(Allocation)
-            .join(OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
+            select(
+                ColumnGroup(
+                    "allocation",
+                    col(Allocation.order_id),
+                    col(Allocation.mass_grams),
+                    col(Allocation.serial_start),
+                    col(Allocation.serial_end),
+                ),
+                column_group("project", Project),
+                column_group("bundle", Bundle),
+                column_group("credit_batch", CreditBatch),
+            )
+            .join_from(Allocation, OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
+            .join(Project, col(Project.id) == col(Allocation.project_id))
+            .join(Bundle, col(Bundle.id) == col(Allocation.bundle_id))
+            .join(CreditBatch, col(CreditBatch.id) == col(Allocation.credit_batch_id))
             .where(*owned_by(principal, OffsetOrder), col(Allocation.order_id).in_(order_ids))
             .order_by(col(Allocation.created_at), col(Allocation.serial_start))
         )
     ).all()
-    grouped: dict[uuid.UUID, list[Allocation]] = {}
-    for allocation in rows:
-        grouped.setdefault(allocation.order_id, []).append(allocation)
+    grouped: dict[uuid.UUID, list[AllocationDetail]] = {}
+    for allocation, project, bundle, batch in rows:
+        grouped.setdefault(allocation.order_id, []).append(
+            AllocationDetail(
+                mass_grams=allocation.mass_grams,
+                serial_range=serial_range(
+                    batch.serial_prefix, allocation.serial_start, allocation.serial_end
+                ),
+                project=project,
+                bundle=bundle,
+                credit_batch=batch,
+            )
+        )
     return grouped

@@ -1,5 +1,5 @@
-"""Per-request batch loaders over the domains' batch reads; each batch opens its own short
-session (sessions are never shared between tasks)."""
+"""Per-request batch loaders over the domains' batch reads; each batch reads through the
+operation's RequestReads (one shared session, one batch at a time, for an HTTP query)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +10,6 @@ from app.accounts.service import Principal
 from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
 from app.catalog.service import WeightedBundle
-from app.db import Database
 from app.emissions import customer_orders, products
 from app.emissions import service as estimates
 from app.emissions.models import CustomerOrder, CustomerOrderItem, Estimate, Product
@@ -26,8 +25,9 @@ from app.graphql.dataloaders.batched import (
     RowsByIdLoader,
     Value,
 )
+from app.graphql.reads import RequestReads
 from app.offsets import service as offsets
-from app.offsets.models import Allocation, OffsetOrder
+from app.offsets.models import OffsetOrder
 
 
 @dataclass
@@ -47,7 +47,7 @@ class DataLoaders:
     available_grams_by_bundle: MappedLoader[int]
     available_grams_by_project: MappedLoader[int]
     order_by_id: RowsByIdLoader[OffsetOrder]
-    allocations_by_order: MappedLoader[list[Allocation]]
+    allocation_details_by_order: MappedLoader[list[offsets.AllocationDetail]]
     changes_by_order: MappedLoader[list[OrderStateChanged]]
     webhook_deliveries_by_order: MappedLoader[list[WebhookDelivery]]
     webhook_attempts_by_delivery: MappedLoader[list[WebhookAttempt]]
@@ -58,14 +58,14 @@ class DataLoaders:
             loader.clear_all()
 
 
-def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders:
+def create_dataloaders(reads: RequestReads, principal: Principal | None) -> DataLoaders:
     """Fresh loaders for one operation; must be called inside the running event loop."""
 
     def by_id(fetch: FetchRows[Row]) -> RowsByIdLoader[Row]:
-        return RowsByIdLoader(db, principal, fetch)
+        return RowsByIdLoader(reads, principal, fetch)
 
     def mapped(fetch: FetchMapping[Value], missing: Callable[[], Value]) -> MappedLoader[Value]:
-        return MappedLoader(db, principal, fetch, missing)
+        return MappedLoader(reads, principal, fetch, missing)
 
     return DataLoaders(
         subaccount_by_id=by_id(accounts.subaccounts_by_ids),
@@ -83,7 +83,7 @@ def create_dataloaders(db: Database, principal: Principal | None) -> DataLoaders
         available_grams_by_bundle=mapped(catalog.available_grams_by_bundle, int),
         available_grams_by_project=mapped(catalog.available_grams_by_project, int),
         order_by_id=by_id(offsets.orders_by_ids),
-        allocations_by_order=mapped(offsets.allocations_of_orders, list),
+        allocation_details_by_order=mapped(offsets.allocation_details_of_orders, list),
         changes_by_order=mapped(changes_of_orders, list),
         webhook_deliveries_by_order=mapped(webhook_deliveries.deliveries_of_orders, list),
         webhook_attempts_by_delivery=mapped(webhook_deliveries.attempts_of_deliveries, list),

@@ -1,4 +1,5 @@
-"""Generic loaders over the domain's batch reads: one domain call (one session) per batch."""
+"""Generic loaders over the domain's batch reads: one domain call per batch, in the operation's
+read session (app/graphql/reads.py)."""
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -8,7 +9,7 @@ from aiodataloader import DataLoader
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.service import Principal
-from app.db import Database
+from app.graphql.reads import RequestReads
 
 Row = TypeVar("Row")
 Value = TypeVar("Value")
@@ -22,14 +23,16 @@ FetchMapping = Callable[
 class RowsByIdLoader(DataLoader, Generic[Row]):
     """Rows by id through a scoped domain read; unknown or foreign ids load as None."""
 
-    def __init__(self, db: Database, principal: Principal | None, fetch: FetchRows[Row]) -> None:
+    def __init__(
+        self, reads: RequestReads, principal: Principal | None, fetch: FetchRows[Row]
+    ) -> None:
         super().__init__()
-        self.db, self.principal, self.fetch = db, principal, fetch
+        self.reads, self.principal, self.fetch = reads, principal, fetch
 
     async def batch_load_fn(self, ids: Sequence[uuid.UUID]) -> list[Row | None]:
         if self.principal is None:
             return [None] * len(ids)
-        async with self.db.session() as session:
+        async with self.reads.session() as session:
             rows = await self.fetch(session, self.principal, list(set(ids)))
         by_id: dict[Any, Row] = {row.id: row for row in rows}  # type: ignore[attr-defined]
         return [by_id.get(row_id) for row_id in ids]
@@ -40,17 +43,17 @@ class MappedLoader(DataLoader, Generic[Value]):
 
     def __init__(
         self,
-        db: Database,
+        reads: RequestReads,
         principal: Principal | None,
         fetch: FetchMapping[Value],
         missing: Callable[[], Value],
     ) -> None:
         super().__init__()
-        self.db, self.principal, self.fetch, self.missing = db, principal, fetch, missing
+        self.reads, self.principal, self.fetch, self.missing = reads, principal, fetch, missing
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Value]:
         if self.principal is None:
             return [self.missing() for _ in keys]
-        async with self.db.session() as session:
+        async with self.reads.session() as session:
             found = await self.fetch(session, self.principal, list(set(keys)))
         return [found[key] if key in found else self.missing() for key in keys]

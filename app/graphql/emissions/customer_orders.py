@@ -1,7 +1,6 @@
 """Customer orders in the graph, shaped like the seed's: per-item breakdowns in kgCO2e floats."""
 
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -22,8 +21,13 @@ from app.emissions.calculators import (
 from app.graphql.context import Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.errors import UserError, perform
-from app.graphql.relay import connection, nodes_by_id, row_id_of
-from app.pagination import PageRequest
+from app.graphql.relay import (
+    filtered_connection_field,
+    map_optional,
+    node_by_id,
+    nodes_loaded_by,
+    row_id_of,
+)
 
 
 class Unit(StrEnum):
@@ -147,7 +151,7 @@ class CustomerOrder(relay.Node):
     @strawberry.field(description="The estimate this order produced, to offset it.")
     async def estimate(self, info: Info) -> Estimate | None:
         row = await info.context.loaders.estimate_by_id.load(self.estimate_id)
-        return Estimate.from_row(row) if row else None
+        return map_optional(Estimate.from_row, row)
 
     @classmethod
     def from_row(cls, row: models.CustomerOrder) -> "CustomerOrder":
@@ -165,11 +169,7 @@ class CustomerOrder(relay.Node):
             estimate_id=row.estimate_id,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["CustomerOrder | None"]:
-        return await nodes_by_id(info.context.loaders.customer_order_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.customer_order_by_id)
 
 
 @strawberry.type
@@ -262,35 +262,27 @@ class CustomerOrderQueries:
     @strawberry.field(description="One of your customer orders, or null.")
     async def customer_order(self, info: Info, id: strawberry.ID) -> CustomerOrder | None:
         info.context.require_principal()
-        order_id = row_id_of(id, "CustomerOrder")
-        row = await info.context.loaders.customer_order_by_id.load(order_id) if order_id else None
-        return CustomerOrder.from_row(row) if row else None
-
-    @strawberry.field(description="Your customer orders, newest first.")
-    async def customer_orders(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: CustomerOrderFilter | None = None,
-    ) -> CustomerOrderConnection:
-        principal = info.context.require_principal()
-        customer_id = filter.customer_id if filter else None
-        return await connection(
-            info.context.db,
-            CustomerOrderConnection,
-            service.customer_orders_of(principal, customer_id),
-            models.CustomerOrder,
+        return await node_by_id(
+            info.context.loaders.customer_order_by_id,
+            row_id_of(id, "CustomerOrder"),
             CustomerOrder.from_row,
-            PageRequest(first, after, last, before),
         )
+
+    customer_orders = filtered_connection_field(
+        CustomerOrderConnection,
+        CustomerOrderFilter,
+        lambda principal, filter: service.customer_orders_of(
+            principal, filter.customer_id if filter else None
+        ),
+        models.CustomerOrder,
+        CustomerOrder.from_row,
+        description="Your customer orders, newest first.",
+    )
 
     @strawberry.field(description="Every order a device was part of, by its serial number.")
     async def device_emissions(self, info: Info, serial_number: str) -> DeviceEmissions:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
+        async with info.context.reads.session() as session:
             history = await service.device_emissions(session, principal, serial_number)
         return DeviceEmissions.from_history(history)
 
@@ -323,6 +315,6 @@ class CustomerOrderMutations:
 
         outcome = await perform(info.context.db, create)
         return CreateCustomerOrderPayload(
-            customer_order=CustomerOrder.from_row(outcome.value) if outcome.value else None,
+            customer_order=outcome.map(CustomerOrder.from_row),
             user_errors=outcome.user_errors,
         )

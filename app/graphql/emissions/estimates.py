@@ -1,6 +1,5 @@
 """Estimates in the graph: the four estimate mutations, `estimates` and `estimate(id)`."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -16,8 +15,7 @@ from app.graphql.context import Info
 from app.graphql.emissions.vocabulary import CabinClass, FreightMode, Fuel, VehicleType
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput
-from app.graphql.relay import connection, nodes_by_id, row_id_of
-from app.pagination import PageRequest
+from app.graphql.relay import connection_field, node_by_id, nodes_loaded_by, row_id_of
 
 EstimateKind = strawberry.enum(models.EstimateKind, name="EstimateKind")
 
@@ -93,11 +91,7 @@ class Estimate(relay.Node):
             created_at=row.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Estimate | None"]:
-        return await nodes_by_id(info.context.loaders.estimate_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.estimate_by_id)
 
 
 @strawberry.type
@@ -164,38 +158,27 @@ class EstimateElectricityInput:
 async def _estimate_payload(info: Info, use_case: Any) -> EstimatePayload:
     outcome = await perform(info.context.db, use_case)
     return EstimatePayload(
-        estimate=Estimate.from_row(outcome.value) if outcome.value else None,
+        estimate=outcome.map(Estimate.from_row),
         user_errors=outcome.user_errors,
     )
 
 
 @strawberry.type
 class EstimateQueries:
-    @strawberry.field(description="Your estimates (all kinds, customer orders too), newest first.")
-    async def estimates(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> EstimateConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            EstimateConnection,
-            service.estimates_of(principal),
-            models.Estimate,
-            Estimate.from_row,
-            PageRequest(first, after, last, before),
-        )
+    estimates = connection_field(
+        EstimateConnection,
+        service.estimates_of,
+        models.Estimate,
+        Estimate.from_row,
+        description="Your estimates (all kinds, customer orders too), newest first.",
+    )
 
     @strawberry.field(description="One of your estimates, or null.")
     async def estimate(self, info: Info, id: strawberry.ID) -> Estimate | None:
         info.context.require_principal()
-        estimate_id = row_id_of(id, "Estimate")
-        row = await info.context.loaders.estimate_by_id.load(estimate_id) if estimate_id else None
-        return Estimate.from_row(row) if row else None
+        return await node_by_id(
+            info.context.loaders.estimate_by_id, row_id_of(id, "Estimate"), Estimate.from_row
+        )
 
 
 @strawberry.type

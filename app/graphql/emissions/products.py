@@ -1,6 +1,5 @@
 """The product catalog in the graph: `upsertProduct` (admin), `products` and `product`."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,8 +14,7 @@ from app.graphql.context import Info
 from app.graphql.emissions.vocabulary import FreightMode
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass
-from app.graphql.relay import connection, nodes_by_id
-from app.pagination import PageRequest
+from app.graphql.relay import connection_field, map_optional, nodes_loaded_by
 
 
 @strawberry.type
@@ -81,11 +79,7 @@ class Product(relay.Node):
             updated_at=row.updated_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]  # Strawberry's overloads; one impl
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["Product | None"]:
-        return await nodes_by_id(info.context.loaders.product_by_id, node_ids, cls.from_row)
+    resolve_nodes = nodes_loaded_by(lambda loaders: loaders.product_by_id)
 
 
 @strawberry.type
@@ -132,32 +126,21 @@ class UpsertProductPayload:
 
 @strawberry.type
 class ProductQueries:
-    @strawberry.field(description="The catalog of the account in the key's mode, newest first.")
-    async def products(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> ProductConnection:
-        principal = info.context.require_principal()
-        return await connection(
-            info.context.db,
-            ProductConnection,
-            catalog.products_of(principal),
-            models.Product,
-            Product.from_row,
-            PageRequest(first, after, last, before),
-        )
+    products = connection_field(
+        ProductConnection,
+        catalog.products_of,
+        models.Product,
+        Product.from_row,
+        description="The catalog of the account in the key's mode, newest first.",
+    )
 
     @strawberry.field(description="A catalog product by your productId, or null.")
     async def product(self, info: Info, product_id: str) -> Product | None:
         principal = info.context.require_principal()
-        async with info.context.db.session() as session:
+        async with info.context.reads.session() as session:
             rows = await catalog.products_by_product_id(session, principal, [product_id])
         row = rows.get(product_id)
-        return Product.from_row(row) if row else None
+        return map_optional(Product.from_row, row)
 
 
 @strawberry.type
@@ -188,6 +171,6 @@ class ProductMutations:
 
         outcome = await perform(info.context.db, upsert)
         return UpsertProductPayload(
-            product=Product.from_row(outcome.value) if outcome.value else None,
+            product=outcome.map(Product.from_row),
             user_errors=outcome.user_errors,
         )

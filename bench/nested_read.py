@@ -1,0 +1,105 @@
+"""In-process timing of the nested orders read (issue 10), through the whole HTTP path.
+
+    .venv/bin/python -m bench.nested_read [requests]   # default 200
+
+Seeds the demo account on a temporary SQLite file, places and fulfils 20 orders, then sends
+the nested read `requests` times with httpx's ASGITransport (parsing, auth, limits, execution
+and encoding included; no sockets) and prints ms per request by the wall clock and in CPU time
+of this one process (which both serves and asks: steadier than the wall clock on a shared
+machine), and SQL statements per request (SQLite's explicit BEGINs left out, as the tests
+count). A quick comparison of two versions of the code on one machine, not a load test.
+"""
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/nested_read.py`
+
+from app.accounts import service as accounts
+from app.accounts.models import Mode
+from app.config import Settings
+from app.db import Database
+from app.demo import seed_demo
+from app.main import create_app
+from app.migrations.runner import migrate
+from app.offsets import service as offsets
+from app.offsets.fulfilment import fulfil_pending
+
+SERVER_SECRET = "bench-nested-read-secret"  # noqa: S105  # a throwaway database's
+ORDERS = 20
+NESTED_READ = """{ orders(first: 20) { edges { node { id state createdAt
+  mass { amount unit } price { amount currency }
+  certificate { id publicUrl }
+  allocations { mass { amount } project { id name } bundle { id name }
+    creditBatch { vintage } } } } } }"""
+
+
+async def _seed(db: Database) -> str:
+    async with db.transaction() as session:
+        keys = await seed_demo(session, SERVER_SECRET)
+    key = next(k.key for k in keys if k.mode is Mode.TEST and not k.admin)
+    async with db.session() as session:
+        principal, _ = await accounts.authenticate(session, key)
+    for _ in range(ORDERS):
+        async with db.transaction() as session:
+            await offsets.create_order_by_mass(session, principal, 1_000, offsets.OrderOptions())
+    await fulfil_pending(db, SERVER_SECRET)
+    return key
+
+
+async def main(requests: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite+aiosqlite:///{directory}/bench.db"
+        await migrate(url)
+        db = Database.from_url(url)
+        key = await _seed(db)
+        settings = Settings(
+            database_url=url, secret_key=SERVER_SECRET, run_worker=False, rate_limit_per_second=0
+        )
+        app = create_app(settings, database=db)
+        statements = 0
+
+        def count(*args: object) -> None:
+            nonlocal statements
+            statements += not str(args[2]).startswith("BEGIN")  # as tests/conftest.py counts
+
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+
+            async def read() -> None:
+                response = await http.post("/graphql", json={"query": NESTED_READ}, headers=headers)
+                body = response.json()
+                assert "errors" not in body, body
+                assert len(body["data"]["orders"]["edges"]) == ORDERS, body
+
+            for _ in range(20):  # warm up: caches, the key's last-used write
+                await read()
+            event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+            timings = []
+            cpu_started = time.process_time()
+            for _ in range(requests):
+                started = time.perf_counter()
+                await read()
+                timings.append((time.perf_counter() - started) * 1000)
+            cpu_ms = (time.process_time() - cpu_started) * 1000 / requests
+            event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        await db.dispose()
+    timings.sort()
+    print(
+        f"nested read x{requests} (SQLite, in-process): "
+        f"mean {statistics.fmean(timings):.2f} ms, p50 {timings[len(timings) // 2]:.2f} ms, "
+        f"p90 {timings[int(len(timings) * 0.9)]:.2f} ms, "
+        f"CPU {cpu_ms:.2f} ms, {statements / requests:.1f} statements per request"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
