@@ -128,7 +128,7 @@ def _record_flushed_objects(session: Session, _flush: UOWTransaction, _instances
     pending = _pending(session)
     parents: dict[Table, set[Any]] = session.info.setdefault(_PARENTS, {})
     for instance in (*session.new, *session.dirty, *session.deleted):
-        table = object_mapper(instance).local_table
+        table: Any = object_mapper(instance).local_table
         if table.name == DataVersion.__tablename__:
             continue
         columns = _scope_columns(table)
@@ -227,7 +227,7 @@ def _bound_value(value: object) -> object:
 def _conjuncts(clause: ColumnElement[Any] | None) -> Iterable[ColumnElement[Any]]:
     if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
         for part in clause.clauses:
-            yield from _conjuncts(part)  # type: ignore[arg-type]
+            yield from _conjuncts(part)
     elif clause is not None:
         yield clause
 
