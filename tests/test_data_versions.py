@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 from sqlalchemy import insert, text, update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from app.accounts import service as accounts
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode
@@ -20,7 +20,7 @@ from app.data_versions import (
     read_versions,
 )
 from app.db import Database
-from app.offsets.models import OffsetOrder
+from app.offsets.models import OffsetOrder, OrderLine
 from tests.conftest import make_account, make_key
 from tests.offsets_fixtures import fulfil, place_order, principal_for, seed_catalog
 
@@ -139,6 +139,21 @@ async def test_background_fulfilment_advances_the_orders_scope(
     assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
     async with db.session() as session:
         assert (await session.get(OffsetOrder, order.id)) is not None
+
+
+async def test_a_row_without_scope_columns_advances_the_scope_of_the_row_it_names(
+    db: Database,
+) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    await seed_catalog(db, acme)
+    order = await place_order(db, acme, 1_000)
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    async with db.transaction() as session:
+        line = (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))).first()
+        assert line is not None
+        line.position += 10  # an order line has no account or mode of its own
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
 
 
 def test_read_scopes_cover_the_epoch_every_write_the_account_and_its_mode() -> None:
