@@ -16,9 +16,10 @@ from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
 from app.events.relay import relay_pending
 from app.events.webhooks.dispatcher import deliver_due, http_client
+from app.graphql.response_cache import MemoryResponseStore, RedisResponseStore
 from app.main import create_app
 from app.offsets.fulfilment import fulfil_pending
-from tests.conftest import TEST_SECRET, make_key
+from tests.conftest import TEST_SECRET, counting_statements, make_key
 from tests.events.receiver import Receiver, webhook_receiver
 from tests.offsets_fixtures import gid, make_subaccount, seed_catalog
 
@@ -256,3 +257,113 @@ async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
     print(f"hits {world.hits}, misses {world.misses}, changed answers {world.changed}")
     assert world.hits >= 40, "the schedule must exercise the cache"
     assert world.changed >= 20, "the schedule must change what reads see"
+
+
+# The HTTP side: what is cached, what a hit costs, what the client sees.
+
+NESTED = """{ orders(first: 20) { edges { node { id state createdAt mass { amount unit }
+  allocations { mass { amount unit } project { id name } } } } } }"""
+
+
+def _app_client(settings: Settings, db: Database, **changes: Any) -> httpx.AsyncClient:
+    app = create_app(settings.model_copy(update=changes), database=db)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def _ask(http: httpx.AsyncClient, key: str, query: str) -> httpx.Response:
+    return await http.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+async def test_a_hit_is_charged_like_the_execution_it_replaces(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(
+        settings, db, debug=True, rate_limit_per_second=0.001, rate_limit_burst=1_000
+    ) as http:
+        first, second = await _ask(http, test_key, NESTED), await _ask(http, test_key, NESTED)
+    assert [r.json()["extensions"]["cache"] for r in (first, second)] == ["MISS", "HIT"]
+    costs = [r.json()["extensions"]["cost"] for r in (first, second)]
+    assert costs[0]["requestedQueryCost"] == costs[1]["requestedQueryCost"] > 1
+    assert costs[0]["actualQueryCost"] == costs[1]["actualQueryCost"]
+    available = [c["throttleStatus"]["currentlyAvailable"] for c in costs]
+    actual = costs[0]["actualQueryCost"]
+    assert available == [1_000 - actual, 1_000 - 2 * actual]
+    assert f"r={available[0]};" in first.headers["RateLimit"]
+    assert f"r={available[1]};" in second.headers["RateLimit"]
+
+
+async def test_a_hit_reads_only_the_data_versions_after_authentication(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(settings, db, debug=True) as http:
+        await _ask(http, test_key, NESTED)
+        with counting_statements(db) as statements:
+            hit = await _ask(http, test_key, NESTED)
+    assert hit.json()["extensions"]["cache"] == "HIT"
+    after_auth = [s for s in statements if "api_key" not in s and "FROM account" not in s]
+    assert len(after_auth) == 1
+    assert "FROM data_version" in after_auth[0]
+
+
+async def test_the_cache_is_reported_only_in_debug_and_can_be_turned_off(
+    settings: Settings, db: Database, test_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _app_client(settings, db, debug=False) as http:
+        for _ in range(2):
+            assert "cache" not in (await _ask(http, test_key, NESTED)).json()["extensions"]
+    monkeypatch.setenv("CG_RESPONSE_CACHE", "false")
+    assert Settings().response_cache is False
+    async with _app_client(settings, db, debug=True, response_cache=False) as http:
+        for _ in range(2):
+            assert "cache" not in (await _ask(http, test_key, NESTED)).json()["extensions"]
+
+
+async def test_answers_with_errors_and_mutations_are_never_cached(
+    settings: Settings, db: Database, test_key: str
+) -> None:
+    refused = "{ apiKeys(first: 5) { edges { node { id } } } }"  # admin only: FORBIDDEN
+    mutation = 'mutation { createApiKey(input: {name: "x"}) { userErrors { code } } }'
+    async with _app_client(settings, db, debug=True) as http:
+        for _ in range(2):
+            body = (await _ask(http, test_key, refused)).json()
+            assert body["errors"]
+            assert body["extensions"]["cache"] == "MISS"
+            assert "cache" not in (await _ask(http, test_key, mutation)).json()["extensions"]
+
+
+async def test_the_memory_store_keeps_the_most_recently_used_within_its_bytes() -> None:
+    store = MemoryResponseStore(max_bytes=8 * 1024)
+    for name in "abc":
+        await store.put(name, name.encode() * 600)
+    assert await store.get("a") is not None  # now the most recently used
+    for name in "defghijklmn":
+        await store.put(name, name.encode() * 600)
+        assert store.size <= store.max_bytes
+    assert await store.get("b") is None  # the least recently used went first
+    assert await store.get("a") is not None
+    for number in range(20):
+        await store.put(f"later-{number}", b"x" * 600)
+    assert await store.get("a") is None
+    assert await store.get("later-19") == b"x" * 600
+    await store.put("huge", b"x" * 2 * 1024)  # over an eighth of the store: not kept
+    assert await store.get("huge") is None
+
+
+async def test_the_redis_store_keeps_entries_under_its_prefix_with_a_ttl(redis_url: str) -> None:
+    import redis.asyncio as redis
+
+    store = RedisResponseStore(redis_url, ttl_seconds=30)
+    key = f"test-{random.randrange(10**12)}"
+    await store.put(key, b'{"a":1}')
+    assert await store.get(key) == b'{"a":1}'
+    inspector = redis.from_url(redis_url)
+    try:
+        assert 0 < await inspector.ttl(f"cg:rc:{key}") <= 30
+        await inspector.delete(f"cg:rc:{key}")
+    finally:
+        await inspector.aclose()
+        await store.close()
