@@ -21,8 +21,10 @@ No result read at execution time depends on the clock (no field computes an expi
 that ever does must make its operations uncacheable (`UNCACHEABLE_ROOT_FIELDS`).
 
 A hit still costs what the operation costs: the cost limiter (app/graphql/cost.py) runs
-before this extension, charges the requested cost, and refunds from the cached data exactly
-as it would from executed data. `extensions.cache` says HIT or MISS when CG_DEBUG is on.
+before this extension and charges the requested cost; an entry keeps the actual cost of its
+data, computed when it was executed, which the limiter refunds from exactly as it would
+after an execution (without walking the data again). `extensions.cache` says HIT or MISS
+when CG_DEBUG is on.
 """
 
 import hashlib
@@ -31,7 +33,6 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import orjson
-from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import FieldNode, OperationDefinitionNode, OperationType, get_operation_ast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
@@ -39,6 +40,7 @@ from strawberry.extensions import SchemaExtension
 from app.accounts.service import Principal
 from app.config import Settings
 from app.data_versions import read_scopes, read_versions
+from app.graphql.cost import PricedResult, actual_cost
 from app.graphql.extensions import debug_enabled
 
 REDIS_PREFIX = "cg:rc:"
@@ -205,7 +207,8 @@ class ResponseCaching(SchemaExtension):
         )
         cached = await cache.store.get(key)
         if cached is not None:
-            execution.result = GraphQLExecutionResult(data=orjson.loads(cached))
+            entry = orjson.loads(cached)
+            execution.result = PricedResult(entry["data"], entry["cost"])
             self.outcome = "HIT"
             yield
             return
@@ -213,7 +216,8 @@ class ResponseCaching(SchemaExtension):
         yield
         result = execution.result
         if result is not None and not result.errors and result.data is not None:
-            await cache.store.put(key, orjson.dumps(result.data))
+            entry = {"data": result.data, "cost": actual_cost(execution)}
+            await cache.store.put(key, orjson.dumps(entry))
 
     def get_results(self) -> dict[str, Any]:
         if self.outcome is None or not debug_enabled(self.execution_context.context):
