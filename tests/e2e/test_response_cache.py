@@ -4,6 +4,7 @@ answer."""
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from tests.e2e.conftest import RunningServer, launch
 
 ORDERS = "{ orders(first: 20) { totalCount edges { node { id state mass { amount unit } } } } }"
+VIEWER = "{ viewer { mode account { name status } } }"
 CREATE = 'mutation { createOrderByMass(input: {mass: {amount: "3", unit: KG}}) { order { id } } }'
 PORTS = range(18200, 18300)  # this test's own range on the shared machine
 
@@ -29,12 +31,14 @@ def port_in_range(taken: set[int]) -> int:
     raise AssertionError(f"no free port in {PORTS}")
 
 
-@pytest.fixture
-def two_servers(database_url: str, tmp_path: Path) -> Iterator[tuple[RunningServer, RunningServer]]:
+@contextmanager
+def two_servers(
+    database_url: str, tmp_path: Path, **env: str
+) -> Iterator[tuple[RunningServer, RunningServer]]:
     if database_url.startswith("sqlite"):
         pytest.skip("several server processes share a database on PostgreSQL")
     # No workers: nothing but the test's own requests writes.
-    options = {"CG_RUN_WORKER": "false", "CG_DEBUG": "true"}
+    options = {"CG_RUN_WORKER": "false", "CG_DEBUG": "true", **env}
     first = port_in_range(set())
     with launch(database_url, tmp_path / "a.log", first, **options) as a:
         second = port_in_range({first})
@@ -55,10 +59,7 @@ def ask(server: RunningServer, key: str, query: str) -> dict:  # type: ignore[ty
     return body  # type: ignore[no-any-return]
 
 
-def test_a_write_through_one_process_is_seen_by_the_next_read_through_another(
-    two_servers: tuple[RunningServer, RunningServer],
-) -> None:
-    writer, reader = two_servers
+def write_then_read_elsewhere(writer: RunningServer, reader: RunningServer) -> None:
     key = writer.demo_key("test", "standard")  # the first server seeded the demo account
     before = ask(reader, key, ORDERS)
     cached = ask(reader, key, ORDERS)
@@ -73,3 +74,23 @@ def test_a_write_through_one_process_is_seen_by_the_next_read_through_another(
     assert orders["totalCount"] == before["data"]["orders"]["totalCount"] + 1
     assert orders["edges"][0]["node"]["id"] == created
     assert ask(reader, key, ORDERS)["extensions"]["cache"] == "HIT"
+
+
+def test_a_write_through_one_process_is_seen_by_the_next_read_through_another(
+    database_url: str, tmp_path: Path
+) -> None:
+    with two_servers(database_url, tmp_path) as (writer, reader):
+        write_then_read_elsewhere(writer, reader)
+
+
+def test_processes_sharing_a_redis_cache_share_answers_and_never_serve_stale_ones(
+    database_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    # Behind one public URL, as behind a load balancer: the request's host is then no part of
+    # the key (without it, each process's own host:port would be).
+    shared = {"CG_REDIS_URL": redis_url, "CG_PUBLIC_URL": "https://api.example.com"}
+    with two_servers(database_url, tmp_path, **shared) as (writer, reader):
+        key = writer.demo_key("test", "standard")
+        ask(reader, key, VIEWER)
+        assert ask(writer, key, VIEWER)["extensions"]["cache"] == "HIT"  # cached by the other
+        write_then_read_elsewhere(writer, reader)
