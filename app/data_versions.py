@@ -181,8 +181,7 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
         scope = _scope_of(known[account_column], mode)
         return {scope} if scope else {GLOBAL_SCOPE}
     # The scopes of the rows about to change: same WHERE, same transaction, just before.
-    wanted = [table.c[account_column]] + ([table.c[mode_column]] if mode_column else [])
-    query = select(*wanted).distinct()
+    query = _scopes_query(table, columns).distinct()
     parameters = state.parameters
     if isinstance(parameters, list):
         # An ORM bulk UPDATE by primary key: one parameter set per row.
@@ -195,8 +194,17 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
         parameters = {}
     elif statement.whereclause is not None:
         query = query.where(statement.whereclause)
-    rows = state.session.execute(query, parameters or {})
-    return {_scope_of(row[0], row[1] if mode_column else None) or GLOBAL_SCOPE for row in rows}
+    return _scopes_of(state.session.execute(query, parameters or {}), columns)
+
+
+def _scopes_query(table: Any, columns: tuple[str, str | None]) -> Any:
+    account_column, mode_column = columns
+    return select(table.c[account_column], *([table.c[mode_column]] if mode_column else []))
+
+
+def _scopes_of(rows: Iterable[Any], columns: tuple[str, str | None]) -> set[str]:
+    with_mode = columns[1] is not None
+    return {_scope_of(row[0], row[1] if with_mode else None) or GLOBAL_SCOPE for row in rows}
 
 
 def _inserted_values(statement: Any, parameters: object) -> Iterator[Mapping[str, Any]]:
@@ -261,15 +269,13 @@ def _advance_versions(session: Session) -> None:
 
 
 def _scopes_of_rows(session: Session, table: Table, ids: set[Any]) -> set[str]:
+    """The scopes of parent rows by id (one deleted in this transaction recorded its own)."""
     columns = _scope_columns(table)
     assert columns is not None
-    account_column, mode_column = columns
-    wanted = [table.c[account_column]] + ([table.c[mode_column]] if mode_column else [])
     primary = next(iter(table.primary_key.columns))
-    rows = session.execute(select(*wanted).where(primary.in_(ids))).all()
-    scopes = {_scope_of(row[0], row[1] if mode_column else None) or GLOBAL_SCOPE for row in rows}
-    # A parent deleted in this same transaction has its own scope recorded already.
-    return scopes
+    return _scopes_of(
+        session.execute(_scopes_query(table, columns).where(primary.in_(ids))), columns
+    )
 
 
 def _advance_statement(connection: Connection, scopes: list[str]) -> Any:

@@ -28,6 +28,7 @@ when CG_DEBUG is on.
 """
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -43,7 +44,10 @@ from app.data_versions import read_scopes, read_versions
 from app.graphql.cost import PricedResult, actual_cost
 from app.graphql.extensions import debug_enabled
 
+log = logging.getLogger(__name__)
+
 REDIS_PREFIX = "cg:rc:"
+REDIS_TIMEOUT_SECONDS = 1.0
 # Root query fields whose answers depend on something no data version covers (the clock, an
 # outside service). None today: see the module docstring.
 UNCACHEABLE_ROOT_FIELDS: frozenset[str] = frozenset()
@@ -90,21 +94,30 @@ class MemoryResponseStore:
 
 
 class RedisResponseStore:
-    """Entries shared by every process using the Redis, each kept for `ttl_seconds`."""
+    """Entries shared by every process using the Redis, each kept for `ttl_seconds`. A Redis
+    that fails makes a miss (logged), never a failed request: the database has the answer."""
 
     def __init__(self, url: str, ttl_seconds: int, prefix: str = REDIS_PREFIX) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(url, socket_timeout=REDIS_TIMEOUT_SECONDS)
+        self._errors = (redis.RedisError, OSError)
         self.ttl_seconds = ttl_seconds
         self.prefix = prefix
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self.prefix + key)
+        try:
+            value = await self._redis.get(self.prefix + key)
+        except self._errors as error:
+            log.warning("response cache: Redis get failed, answering uncached: %r", error)
+            return None
         return value if isinstance(value, bytes) else None
 
     async def put(self, key: str, value: bytes) -> None:
-        await self._redis.set(self.prefix + key, value, ex=self.ttl_seconds)
+        try:
+            await self._redis.set(self.prefix + key, value, ex=self.ttl_seconds)
+        except self._errors as error:
+            log.warning("response cache: Redis set failed: %r", error)
 
     async def close(self) -> None:
         await self._redis.aclose()

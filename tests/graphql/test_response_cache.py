@@ -367,3 +367,12 @@ async def test_the_redis_store_keeps_entries_under_its_prefix_with_a_ttl(redis_u
     finally:
         await inspector.aclose()
         await store.close()
+
+
+async def test_an_unreachable_redis_makes_misses_not_failures() -> None:
+    store = RedisResponseStore("redis://127.0.0.1:1/0", ttl_seconds=30)  # nothing listens there
+    try:
+        await store.put("k", b"{}")
+        assert await store.get("k") is None
+    finally:
+        await store.close()
