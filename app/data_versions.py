@@ -16,6 +16,11 @@ of the rows they are about to change (one SELECT with the same WHERE); statement
 read (text DML, INSERT … SELECT) advance `*`. Just before the commit, one statement advances
 every touched scope, in that same transaction: a reader sees the new data and the new version
 together, or neither.
+
+The SELECT before an UPDATE/DELETE sees the rows committed when it runs. Under PostgreSQL's
+READ COMMITTED the statement itself may also match a row another transaction commits in the
+instant between the two; the UPDATEs here name their rows by primary key, which no concurrent
+insert can match. A statement that could should say its account and mode in its WHERE.
 """
 
 import uuid
