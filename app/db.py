@@ -14,9 +14,11 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Bundle as ColumnGroup
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
+
+from app.data_versions import track_data_versions
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 5
@@ -141,6 +143,14 @@ def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
     )
 
 
+class WriterSession(Session):
+    """The sessions of `Database.transaction()`: each commit advances the data versions of the
+    scopes it wrote, in the same transaction (app/data_versions.py; the response cache's key)."""
+
+
+track_data_versions(WriterSession)
+
+
 class Database:
     """One engine and its sessions. Sessions are short and never shared between tasks."""
 
@@ -152,7 +162,11 @@ class Database:
         )
         writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._writer_sessions = async_sessionmaker(
-            writer, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            writer,
+            class_=AsyncSession,
+            sync_session_class=WriterSession,
+            expire_on_commit=False,
+            autoflush=False,
         )
 
     @classmethod

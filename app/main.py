@@ -19,7 +19,8 @@ from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
 from app.graphql.ide import ASSETS_PATH, BUNDLE_DIR, GraphiQLAssets, GraphiQLPage
 from app.graphql.persisted import create_persisted_operations
-from app.graphql.schema import get_schema
+from app.graphql.response_cache import create_response_cache
+from app.graphql.schema import export_sdl, get_schema
 from app.observability import Metrics, RequestContextMiddleware
 from app.public import CertificatePages
 
@@ -54,6 +55,7 @@ def create_app(
         settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
     )
     persisted = create_persisted_operations(settings.redis_url, settings.trusted_documents)
+    response_cache = create_response_cache(settings, db.engine, export_sdl())
     graphql = GraphQLEndpoint(
         get_schema(),
         db,
@@ -62,6 +64,7 @@ def create_app(
         rate_limiter,
         persisted_operations=persisted,
         ide=ide,
+        response_cache=response_cache,
     )
     certificates = CertificatePages(db, settings)
 
@@ -85,6 +88,8 @@ def create_app(
         finally:
             await rate_limiter.close()
             await persisted.close()
+            if response_cache is not None:
+                await response_cache.close()
             if database is None:
                 await db.dispose()
 

@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "app.catalog.models",
     "app.offsets.models",
     "app.events.models",
+    "app.data_versions",
 )
 
 

@@ -15,6 +15,7 @@ from app.errors import Forbidden
 from app.graphql.dataloaders import DataLoaders
 from app.graphql.persisted import PersistedOperations
 from app.graphql.reads import RequestReads
+from app.graphql.response_cache import ResponseCache
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Context:
     throttle: ThrottleStatus | None = None
     # APQ and trusted documents; the schema checks WebSocket operations against it too.
     persisted_operations: PersistedOperations | None = None
+    # Set on HTTP requests only: the schema's ResponseCaching extension serves queries from it.
+    response_cache: ResponseCache | None = None
 
     def signal_change(self) -> None:
         """Orders or stock changed: let this process's worker and relay look now."""

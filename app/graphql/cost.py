@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -52,6 +53,7 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from app.accounts.rate_limits import ThrottleStatus, retry_after_header
 from app.errors import ErrorCode
@@ -285,19 +287,11 @@ class QueryCostLimiter(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         settings = getattr(context, "settings", None)
-        operation = _chosen_operation(execution.graphql_document, execution.operation_name)
-        if operation is None or settings is None:
+        priced = _calculator(execution)
+        if priced is None or settings is None:
             yield
             return
-        fragments = {
-            d.name.value: d
-            for d in execution.graphql_document.definitions  # type: ignore[union-attr]
-            if isinstance(d, FragmentDefinitionNode)
-        }
-        # Strawberry keeps graphql-core's schema, which has the argument definitions.
-        calculator = CostCalculator.for_operation(
-            execution.schema._schema, fragments, operation, execution.variables
-        )
+        calculator, operation = priced
         self.requested = calculator.requested(operation)
         maximum = settings.max_query_cost
         if settings.rate_limit_per_second > 0:
@@ -325,7 +319,10 @@ class QueryCostLimiter(SchemaExtension):
             self.actual = self.requested  # events are pushed, not asked for: nothing to refund
             return
         result = execution.result
-        self.actual = calculator.actual(operation, getattr(result, "data", None))
+        if isinstance(result, PricedResult):
+            self.actual = result.actual_cost
+        else:
+            self.actual = calculator.actual(operation, getattr(result, "data", None))
         if limiter is not None and key is not None and self.requested != self.actual:
             # Back what was not used; or, when more came back than assumed, the overrun taken
             # too, whatever the bucket holds (it may go below zero: the key then waits).
@@ -350,6 +347,44 @@ class QueryCostLimiter(SchemaExtension):
                 },
             }
         }
+
+
+class PricedResult(ExecutionResult):
+    """A result whose actual cost is already known (a response-cache hit: the cost of the
+    same data, computed when it was executed), so it is not walked again."""
+
+    __slots__ = ("actual_cost",)
+
+    def __init__(self, data: dict[str, Any], actual_cost: int) -> None:
+        super().__init__(data=data)
+        self.actual_cost = actual_cost
+
+
+def actual_cost(execution: ExecutionContext) -> int | None:
+    """The actual cost of an executed query's result, as the limiter charges it."""
+    priced = _calculator(execution)
+    if priced is None:
+        return None
+    calculator, operation = priced
+    return calculator.actual(operation, getattr(execution.result, "data", None))
+
+
+def _calculator(
+    execution: ExecutionContext,
+) -> tuple[CostCalculator, OperationDefinitionNode] | None:
+    operation = _chosen_operation(execution.graphql_document, execution.operation_name)
+    if operation is None:
+        return None
+    fragments = {
+        d.name.value: d
+        for d in execution.graphql_document.definitions  # type: ignore[union-attr]
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    # Strawberry keeps graphql-core's schema, which has the argument definitions.
+    calculator = CostCalculator.for_operation(
+        execution.schema._schema, fragments, operation, execution.variables
+    )
+    return calculator, operation
 
 
 def _chosen_operation(document: Any, operation_name: str | None) -> OperationDefinitionNode | None:

@@ -43,6 +43,7 @@ from app.graphql.persisted import (
     PersistedQueryError,
 )
 from app.graphql.reads import RequestReads
+from app.graphql.response_cache import ResponseCache
 from app.graphql.websocket import LegacyWSHandler, OpenSockets, TransportWSHandler
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         rate_limiter: RateLimiter | None = None,
         persisted_operations: PersistedOperations | None = None,
         ide: GraphiQLPage | None = None,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -142,6 +144,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             MemoryDocumentStore()
         )
         self.ide = ide or GraphiQLPage(db, settings)
+        self.response_cache = response_cache
 
     def encode_json(self, data: object) -> str:
         # A str, not bytes: Strawberry sends a str as a WebSocket *text* frame, and the
@@ -313,6 +316,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             rate_limiter=self.rate_limiter,
             rate_limit_key=str(principal.api_key_id),
             persisted_operations=self.persisted_operations,
+            response_cache=self.response_cache,
         )
 
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:

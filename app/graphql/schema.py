@@ -39,6 +39,7 @@ from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.persisted import PersistedQueryRegistration, TrustedDocumentsGuard
 from app.graphql.reads import OperationReads
 from app.graphql.relay import decode_global_id
+from app.graphql.response_cache import ResponseCaching
 from app.graphql.scalars import SCALAR_OVERRIDES
 from app.graphql.webhooks import WebhookMutations, WebhookQueries
 
@@ -178,6 +179,7 @@ def get_schema() -> strawberry.Schema:
             TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
             PersistedQueryRegistration,  # after the cost limiter: a refused request stores nothing
+            ResponseCaching,  # after the cost limiter: a hit is charged like an execution
             lambda: AddValidationRules(DEPTH_RULES),
             lambda: AddValidationRules(ALIAS_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

@@ -73,9 +73,11 @@ def _stop(process: "subprocess.Popen[str]") -> None:
 
 
 @contextmanager
-def launch(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
-    """`python -m app serve` on a free port; stopped when the block ends."""
-    port = free_port()
+def launch(
+    database_url: str, log_path: Path, port: int | None = None, **env: str
+) -> Iterator[RunningServer]:
+    """`python -m app serve` on `port` (else a free one); stopped when the block ends."""
+    port = port or free_port()
     process = _start(["serve", "--port", str(port)], log_path, _environment(database_url, env))
     running = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
     try:

@@ -19,8 +19,9 @@ from app.models import import_all_models
 from tests.conftest import make_key
 from tests.offsets_fixtures import SeededCatalog, fulfil, gid, place_order, seed_catalog
 
-# Columns a read may legitimately write: the key's last use is recorded on every request.
-VOLATILE_COLUMNS = {("api_key", "last_used_at")}
+# Columns a read may legitimately write: the key's last use is recorded on every request, and
+# with it the data version of the key's account and mode (app/data_versions.py).
+VOLATILE_COLUMNS = {("api_key", "last_used_at"), ("data_version", "version")}
 
 # Decimal strings that must be refused in microseconds, before any arithmetic.
 HUGE_DECIMALS = ("1e999999", "1E+1000000", "1e400", "-1e999999", "9" * 5_000)

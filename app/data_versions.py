@@ -1,0 +1,293 @@
+"""Data versions: a counter per scope that every committing write advances in its own transaction.
+
+A scope is what a read may depend on. Every table carries `account_id` and `mode` (the
+catalog and the stock belong to an account and a mode too, see app/catalog/models.py), so:
+- `a:<account>:<mode>` covers the rows of one account in one mode;
+- `a:<account>` covers the account's own row, which has no mode;
+- `*` is advanced by a write whose scope cannot be told; every read depends on it.
+A read of (account, mode) depends on those three scopes, and on `epoch`, a random number the
+migration wrote, so that a recreated database never repeats the versions of the old one.
+
+The versions advance at the unit of work, whatever the write: `track_data_versions` listens on
+a Session class. ORM objects are scoped by their own `account_id` and `mode` (a row without
+them, such as a webhook attempt or an order line, by the row its foreign key names); Core
+INSERT/UPDATE/DELETE statements by their values or WHERE equalities, or else by the scopes
+of the rows they are about to change (one SELECT with the same WHERE); statements we cannot
+read (text DML, INSERT … SELECT) advance `*`. Just before the commit, one statement advances
+every touched scope, in that same transaction: a reader sees the new data and the new version
+together, or neither.
+
+The SELECT before an UPDATE/DELETE sees the rows committed when it runs. Under PostgreSQL's
+READ COMMITTED the statement itself may also match a row another transaction commits in the
+instant between the two; the UPDATEs here name their rows by primary key, which no concurrent
+insert can match. A statement that could should say its account and mode in its WHERE.
+"""
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ColumnElement, Table, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, object_mapper
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
+from sqlmodel import Field, SQLModel
+
+GLOBAL_SCOPE = "*"
+EPOCH_SCOPE = "epoch"
+ACCOUNT_TABLE = "account"  # the tenant table: its rows are scoped by their own id
+ACCOUNT_COLUMN = "account_id"
+MODE_COLUMN = "mode"
+_PENDING = "cg_data_scopes"  # Session.info key: scopes this transaction has touched
+_PARENTS = "cg_data_parents"  # Session.info key: rows (table, id) whose scope is still unknown
+_WRITING_SQL = ("insert", "update", "delete", "merge", "replace", "upsert", "truncate")
+
+
+class DataVersion(SQLModel, table=True):
+    __tablename__ = "data_version"
+
+    scope: str = Field(primary_key=True, max_length=80)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+def _mode_text(mode: object) -> str:
+    return str(getattr(mode, "value", mode))
+
+
+def account_scope(account_id: uuid.UUID | str, mode: object) -> str:
+    return f"a:{account_id}:{_mode_text(mode)}"
+
+
+def account_row_scope(account_id: uuid.UUID | str) -> str:
+    return f"a:{account_id}"
+
+
+def read_scopes(account_id: uuid.UUID | str, mode: object) -> tuple[str, ...]:
+    """The scopes whose versions a read of one account in one mode depends on."""
+    return (
+        EPOCH_SCOPE,
+        GLOBAL_SCOPE,
+        account_row_scope(account_id),
+        account_scope(account_id, mode),
+    )
+
+
+async def read_versions(engine: AsyncEngine, scopes: Sequence[str]) -> tuple[int, ...]:
+    """The current versions of `scopes` (0 for a scope never written), in one statement."""
+    table = DataVersion.__table__  # type: ignore[attr-defined]
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(table.c.scope, table.c.version).where(table.c.scope.in_(scopes))
+        )
+        found: dict[str, int] = {scope: version for scope, version in rows}
+    return tuple(found.get(scope, 0) for scope in scopes)
+
+
+def track_data_versions(session_class: type[Session]) -> None:
+    """Make every commit of `session_class` advance the versions of the scopes it wrote."""
+    event.listen(session_class, "before_flush", _record_flushed_objects)
+    event.listen(session_class, "do_orm_execute", _record_statement)
+    event.listen(session_class, "before_commit", _advance_versions)
+    event.listen(session_class, "after_commit", _forget)
+    event.listen(session_class, "after_rollback", _forget)
+
+
+def _pending(session: Session) -> set[str]:
+    pending: set[str] = session.info.setdefault(_PENDING, set())
+    return pending
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_PARENTS, None)
+
+
+def _scope_columns(table: Any) -> tuple[str, str | None] | None:
+    """The columns that tell a row's scope: (account, mode), or (id, None) for an account."""
+    columns = table.c
+    if ACCOUNT_COLUMN in columns and MODE_COLUMN in columns:
+        return ACCOUNT_COLUMN, MODE_COLUMN
+    if table.name == ACCOUNT_TABLE and "id" in columns:
+        return "id", None
+    return None
+
+
+def _scope_of(account: object, mode: object) -> str | None:
+    if account is None:
+        return None
+    return account_row_scope(str(account)) if mode is None else account_scope(str(account), mode)
+
+
+def _scoped_parent(table: Any) -> tuple[str, Table] | None:
+    """For a row without scope columns: the foreign key naming a row that has them."""
+    for foreign_key in sorted(table.foreign_keys, key=lambda fk: fk.parent.name):
+        if _scope_columns(foreign_key.column.table) is not None:
+            return foreign_key.parent.name, foreign_key.column.table
+    return None
+
+
+def _record_flushed_objects(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    pending = _pending(session)
+    parents: dict[Table, set[Any]] = session.info.setdefault(_PARENTS, {})
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        table: Any = object_mapper(instance).local_table
+        if table.name == DataVersion.__tablename__:
+            continue
+        columns = _scope_columns(table)
+        if columns is not None:
+            account_column, mode_column = columns
+            mode = getattr(instance, mode_column) if mode_column else None
+            scope = _scope_of(getattr(instance, account_column), mode)
+            pending.add(scope if scope is not None else GLOBAL_SCOPE)
+            continue
+        parent = _scoped_parent(table)
+        parent_id = getattr(instance, parent[0], None) if parent else None
+        if parent is None or parent_id is None:
+            pending.add(GLOBAL_SCOPE)
+        else:
+            parents.setdefault(parent[1], set()).add(parent_id)
+
+
+def _record_statement(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if isinstance(statement, TextClause):
+        if statement.text.lstrip().lower().startswith(_WRITING_SQL):
+            _pending(state.session).add(GLOBAL_SCOPE)
+        return
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table = statement.table  # type: ignore[attr-defined]
+    if getattr(table, "name", None) == DataVersion.__tablename__:
+        return
+    _pending(state.session).update(_statement_scopes(state, table))
+
+
+def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
+    columns = _scope_columns(table)
+    if columns is None:
+        return {GLOBAL_SCOPE}
+    account_column, mode_column = columns
+    statement: Any = state.statement
+    if state.is_insert:
+        scopes = set()
+        for values in _inserted_values(statement, state.parameters):
+            mode = values.get(mode_column) if mode_column else None
+            scope = _scope_of(values.get(account_column), mode)
+            if scope is None or (mode_column and mode is None):
+                return {GLOBAL_SCOPE}
+            scopes.add(scope)
+        return scopes or {GLOBAL_SCOPE}
+    known = _where_equalities(statement.whereclause)
+    if account_column in known and (mode_column is None or mode_column in known):
+        mode = known[mode_column] if mode_column else None
+        scope = _scope_of(known[account_column], mode)
+        return {scope} if scope else {GLOBAL_SCOPE}
+    # The scopes of the rows about to change: same WHERE, same transaction, just before.
+    query = _scopes_query(table, columns).distinct()
+    parameters = state.parameters
+    if isinstance(parameters, list):
+        # An ORM bulk UPDATE by primary key: one parameter set per row.
+        primary = [column.key for column in table.primary_key.columns]
+        if statement.whereclause is not None or len(primary) != 1:
+            return {GLOBAL_SCOPE}
+        if any(primary[0] not in row for row in parameters):
+            return {GLOBAL_SCOPE}
+        query = query.where(table.c[primary[0]].in_([row[primary[0]] for row in parameters]))
+        parameters = {}
+    elif statement.whereclause is not None:
+        query = query.where(statement.whereclause)
+    return _scopes_of(state.session.execute(query, parameters or {}), columns)
+
+
+def _scopes_query(table: Any, columns: tuple[str, str | None]) -> Any:
+    account_column, mode_column = columns
+    return select(table.c[account_column], *([table.c[mode_column]] if mode_column else []))
+
+
+def _scopes_of(rows: Iterable[Any], columns: tuple[str, str | None]) -> set[str]:
+    with_mode = columns[1] is not None
+    return {_scope_of(row[0], row[1] if with_mode else None) or GLOBAL_SCOPE for row in rows}
+
+
+def _inserted_values(statement: Any, parameters: object) -> Iterator[Mapping[str, Any]]:
+    """Each inserted row's values by column name, from executemany parameters or .values()."""
+    if isinstance(parameters, list) and parameters:
+        yield from parameters
+        return
+    if isinstance(parameters, Mapping) and parameters:
+        yield parameters
+        return
+    if getattr(statement, "select", None) is not None:
+        yield {}  # INSERT … SELECT: rows we cannot see
+        return
+    multi = getattr(statement, "_multi_values", ())
+    rows = [row for group in multi for row in group] or [getattr(statement, "_values", None) or {}]
+    for row in rows:
+        yield {_column_name(key): _bound_value(value) for key, value in dict(row).items()}
+
+
+def _column_name(key: object) -> str:
+    return str(getattr(key, "key", key))
+
+
+def _bound_value(value: object) -> object:
+    return value.effective_value if isinstance(value, BindParameter) else value
+
+
+def _conjuncts(clause: ColumnElement[Any] | None) -> Iterable[ColumnElement[Any]]:
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for part in clause.clauses:
+            yield from _conjuncts(part)
+    elif clause is not None:
+        yield clause
+
+
+def _where_equalities(clause: ColumnElement[Any] | None) -> dict[str, object]:
+    """`column = value` terms the WHERE requires (ANDed at its top level), by column name."""
+    known: dict[str, object] = {}
+    for term in _conjuncts(clause):
+        if isinstance(term, BinaryExpression) and term.operator is operators.eq:
+            column, value = term.left, term.right
+            if isinstance(column, BindParameter):
+                column, value = value, column
+            name = getattr(column, "name", None)
+            if isinstance(name, str) and isinstance(value, BindParameter):
+                bound = _bound_value(value)
+                if bound is not None:
+                    known[name] = bound
+    return known
+
+
+def _advance_versions(session: Session) -> None:
+    session.flush()  # before_commit runs before the commit's own flush: flush first
+    pending = _pending(session)
+    for parent, ids in session.info.pop(_PARENTS, {}).items():
+        pending.update(_scopes_of_rows(session, parent, ids))
+    if not pending:
+        return
+    connection = session.connection()
+    connection.execute(_advance_statement(connection, sorted(pending)))
+    pending.clear()
+
+
+def _scopes_of_rows(session: Session, table: Table, ids: set[Any]) -> set[str]:
+    """The scopes of parent rows by id (one deleted in this transaction recorded its own)."""
+    columns = _scope_columns(table)
+    assert columns is not None
+    primary = next(iter(table.primary_key.columns))
+    return _scopes_of(
+        session.execute(_scopes_query(table, columns).where(primary.in_(ids))), columns
+    )
+
+
+def _advance_statement(connection: Connection, scopes: list[str]) -> Any:
+    """One upsert for all scopes, in a fixed order so concurrent commits never deadlock."""
+    table = DataVersion.__table__  # type: ignore[attr-defined]
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).values([{"scope": s, "version": 1} for s in scopes])
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.scope], set_={"version": table.c.version + 1}
+    )

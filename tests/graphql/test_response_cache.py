@@ -1,0 +1,378 @@
+"""The response cache never answers stale: random writes from every writer, interleaved with
+cached reads, each compared with an uncached execution at that moment, on both databases."""
+
+import random
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from app.accounts.models import Account, Mode
+from app.config import Settings
+from app.db import Database, utcnow
+from app.events.broker import MemoryBroker
+from app.events.relay import relay_pending
+from app.events.webhooks.dispatcher import deliver_due, http_client
+from app.graphql.response_cache import MemoryResponseStore, RedisResponseStore
+from app.main import create_app
+from app.offsets.fulfilment import fulfil_pending
+from tests.conftest import TEST_SECRET, counting_statements, make_key
+from tests.events.receiver import Receiver, webhook_receiver
+from tests.offsets_fixtures import gid, make_subaccount, seed_catalog
+
+STEPS = 90
+SEED = 20261202
+ORDERS = """{ orders(first: 20) { edges { node { id state createdAt mass { amount unit }
+  allocations { mass { amount unit } project { id name } }
+  certificate { id publicUrl } history { state previousState sequence } } } } }"""
+ORDER = """query($id: ID!) { order(id: $id) { id state price { amount currency } fulfilledAt
+  cancelledAt webhookDeliveries { state attemptCount lastStatusCode attempts { statusCode } }
+  history { state sequence } } }"""
+QUOTE = """{ quoteByMass(input: {mass: {amount: "2", unit: T}}) {
+  quote { inventorySufficient totalCost { amount currency } bundles { mass { amount } } }
+  userErrors { code } } }"""
+CATALOG = """{ bundles(first: 10) { edges { node { id name availableMass { amount unit } } } }
+  projects(first: 10) { edges { node { id name
+    creditBatches { vintage remaining { amount } } } } } }"""
+WEBHOOKS = """{ webhookEndpoints(first: 10) { edges { node { id url } } }
+  webhookDeliveries(first: 30) { edges { node { id state attemptCount lastStatusCode
+    attempts { statusCode } } } } }"""
+VIEWER = """{ viewer { mode admin subaccount { id } account { status } } }"""
+KEYS = """{ viewer { mode admin }
+  apiKeys(first: 20) { edges { node { id name lastUsedAt revokedAt } } } }"""
+CREATE = """mutation($input: CreateOrderByMassInput!) { createOrderByMass(input: $input) {
+  order { id } userErrors { code } } }"""
+CANCEL = (
+    """mutation($id: ID!) { cancelOrder(input: {id: $id}) { order { id } userErrors { code } } }"""
+)
+ADD_BATCH = """mutation($input: AddCreditBatchInput!) { addCreditBatch(input: $input) {
+  userErrors { code } } }"""
+ADD_ENDPOINT = """mutation($url: String!) { createWebhookEndpoint(input: {url: $url}) {
+  userErrors { code } } }"""
+ADD_KEY = (
+    """mutation { createApiKey(input: {name: "extra"}) { apiKey { id } userErrors { code } } }"""
+)
+REVOKE_KEY = """mutation($id: ID!) { revokeApiKey(input: {id: $id}) { userErrors { code } } }"""
+
+
+@dataclass
+class Caller:
+    """One principal, through the cached app and through an uncached twin."""
+
+    name: str
+    headers: dict[str, str]
+    cached: httpx.AsyncClient
+    uncached: httpx.AsyncClient
+    documents: list[str]
+
+
+@dataclass
+class World:
+    db: Database
+    receiver: Receiver
+    account: Account
+    project_ids: list[str]
+    admin: Caller
+    callers: list[Caller]
+    orders: list[str] = field(default_factory=list)
+    extra_keys: list[str] = field(default_factory=list)
+    hits: int = 0
+    misses: int = 0
+    # Reads whose answer changed since the same caller last read the same document.
+    changed: int = 0
+    last: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+
+
+async def _post(
+    client: httpx.AsyncClient, caller: Caller, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=caller.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def read_and_compare(world: World, caller: Caller, query: str) -> None:
+    variables = {"id": world.orders[-1]} if "$id" in query and world.orders else {}
+    if "$id" in query and not variables:
+        return
+    cached = await _post(caller.cached, caller, query, variables)
+    fresh = await _post(caller.uncached, caller, query, variables)
+    assert "errors" not in fresh, fresh
+    assert cached.get("data") == fresh["data"], (caller.name, query, variables)
+    assert "cache" not in fresh.get("extensions", {})
+    outcome = cached["extensions"]["cache"]
+    if outcome == "HIT":
+        world.hits += 1
+    else:
+        world.misses += 1
+    key = (caller.name, query, str(variables))
+    if key in world.last and world.last[key] != fresh["data"]:
+        world.changed += 1
+    world.last[key] = fresh["data"]
+
+
+async def write_order(world: World, rng: random.Random) -> None:
+    caller = rng.choice(world.callers)
+    grams = rng.randint(1, 800)
+    order_input: dict[str, Any] = {"mass": {"amount": str(grams), "unit": "KG"}}
+    if rng.random() < 0.4:
+        order_input["callbackUrl"] = world.receiver.url
+    body = await _post(caller.cached, caller, CREATE, {"input": order_input})
+    order = body["data"]["createOrderByMass"]["order"]
+    if order is not None and caller.name != "live":
+        world.orders.append(order["id"])
+
+
+async def write_cancel(world: World, rng: random.Random) -> None:
+    if world.orders:
+        await _post(world.admin.cached, world.admin, CANCEL, {"id": rng.choice(world.orders)})
+
+
+async def write_batch(world: World, rng: random.Random) -> None:
+    batch = {
+        "projectId": rng.choice(world.project_ids),
+        "vintage": rng.randint(2015, 2024),
+        "serialPrefix": f"S-{rng.randrange(10**9)}",
+        "quantity": {"amount": str(rng.randint(1, 3)), "unit": "T"},
+    }
+    await _post(world.admin.cached, world.admin, ADD_BATCH, {"input": batch})
+
+
+async def write_endpoint(world: World, rng: random.Random) -> None:
+    await _post(world.admin.cached, world.admin, ADD_ENDPOINT, {"url": world.receiver.url})
+
+
+async def write_key(world: World, rng: random.Random) -> None:
+    if world.extra_keys and rng.random() < 0.5:
+        await _post(world.admin.cached, world.admin, REVOKE_KEY, {"id": world.extra_keys.pop()})
+        return
+    body = await _post(world.admin.cached, world.admin, ADD_KEY, {})
+    world.extra_keys.append(body["data"]["createApiKey"]["apiKey"]["id"])
+
+
+async def run_fulfilment(world: World, rng: random.Random) -> None:
+    await fulfil_pending(world.db, TEST_SECRET)
+
+
+async def run_relay(world: World, rng: random.Random) -> None:
+    await relay_pending(world.db, MemoryBroker())
+
+
+async def run_webhook_dispatch(world: World, rng: random.Random) -> None:
+    world.receiver.statuses = [rng.choice([200, 200, 500, 410]) for _ in range(20)]
+    async with http_client() as client:
+        await deliver_due(
+            world.db, TEST_SECRET, client, allow_private=True, now=utcnow() + timedelta(days=1)
+        )
+
+
+WRITES: list[Callable[[World, random.Random], Coroutine[Any, Any, None]]] = [
+    write_order,
+    write_order,
+    write_cancel,
+    write_batch,
+    write_endpoint,
+    write_key,
+    run_fulfilment,
+    run_fulfilment,
+    run_relay,
+    run_relay,
+    run_webhook_dispatch,
+]
+
+
+@pytest.fixture
+async def apps(settings: Settings, db: Database) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    cached = settings.model_copy(update={"debug": True, "allow_private_webhooks": True})
+    uncached = cached.model_copy(update={"response_cache": False})
+    clients = {}
+    for name, app_settings, host in (
+        ("cached", cached, "http://testserver"),
+        ("uncached", uncached, "http://testserver"),
+        ("cached-other-host", cached, "http://other.example"),
+        ("uncached-other-host", uncached, "http://other.example"),
+    ):
+        transport = httpx.ASGITransport(app=create_app(app_settings, database=db))
+        clients[name] = httpx.AsyncClient(transport=transport, base_url=host)
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
+    db: Database, account: Account, apps: dict[str, httpx.AsyncClient]
+) -> None:
+    catalog = await seed_catalog(db, account)
+    await seed_catalog(db, account, Mode.LIVE)
+    subaccount = await make_subaccount(db, account)
+    admin_key = (await make_key(db, account, Mode.TEST, admin=True))[1]
+    test_key = (await make_key(db, account, Mode.TEST))[1]
+    live_key = (await make_key(db, account, Mode.LIVE))[1]
+    everything = [ORDERS, ORDER, QUOTE, CATALOG, WEBHOOKS, KEYS]
+
+    def caller(name: str, key: str, documents: list[str], host: str = "", **headers: str) -> Caller:
+        return Caller(
+            name,
+            {"Authorization": f"Bearer {key}", **headers},
+            apps[f"cached{host}"],
+            apps[f"uncached{host}"],
+            documents,
+        )
+
+    admin = caller("admin", admin_key, everything)
+    callers = [
+        admin,
+        caller("plain", test_key, [ORDERS, ORDER, QUOTE, CATALOG, VIEWER]),
+        caller("other-host", test_key, [ORDERS, ORDER], "-other-host"),
+        caller("live", live_key, [ORDERS, QUOTE, CATALOG]),
+        caller(
+            "subaccount",
+            test_key,
+            [ORDERS, VIEWER],
+            **{"X-Subaccount-Id": gid("Subaccount", subaccount.id)},
+        ),
+    ]
+    with webhook_receiver() as receiver:
+        world = World(
+            db,
+            receiver,
+            account,
+            [gid("Project", catalog.forest), gid("Project", catalog.dac)],
+            admin,
+            callers,
+        )
+        rng = random.Random(SEED)
+        for _ in range(STEPS):
+            if rng.random() < 0.35:
+                await rng.choice(WRITES)(world, rng)
+            for _ in range(rng.randint(1, 4)):
+                chosen = rng.choice(world.callers)
+                await read_and_compare(world, chosen, rng.choice(chosen.documents))
+    print(f"hits {world.hits}, misses {world.misses}, changed answers {world.changed}")
+    assert world.hits >= 40, "the schedule must exercise the cache"
+    assert world.changed >= 20, "the schedule must change what reads see"
+
+
+# The HTTP side: what is cached, what a hit costs, what the client sees.
+
+NESTED = """{ orders(first: 20) { edges { node { id state createdAt mass { amount unit }
+  allocations { mass { amount unit } project { id name } } } } } }"""
+
+
+def _app_client(settings: Settings, db: Database, **changes: Any) -> httpx.AsyncClient:
+    app = create_app(settings.model_copy(update=changes), database=db)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def _ask(http: httpx.AsyncClient, key: str, query: str) -> httpx.Response:
+    return await http.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+async def test_a_hit_is_charged_like_the_execution_it_replaces(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(
+        settings, db, debug=True, rate_limit_per_second=0.001, rate_limit_burst=1_000
+    ) as http:
+        first, second = await _ask(http, test_key, NESTED), await _ask(http, test_key, NESTED)
+    assert [r.json()["extensions"]["cache"] for r in (first, second)] == ["MISS", "HIT"]
+    costs = [r.json()["extensions"]["cost"] for r in (first, second)]
+    assert costs[0]["requestedQueryCost"] == costs[1]["requestedQueryCost"] > 1
+    assert costs[0]["actualQueryCost"] == costs[1]["actualQueryCost"]
+    available = [c["throttleStatus"]["currentlyAvailable"] for c in costs]
+    actual = costs[0]["actualQueryCost"]
+    assert available == [1_000 - actual, 1_000 - 2 * actual]
+    assert f"r={available[0]};" in first.headers["RateLimit"]
+    assert f"r={available[1]};" in second.headers["RateLimit"]
+
+
+async def test_a_hit_reads_only_the_data_versions_after_authentication(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(settings, db, debug=True) as http:
+        await _ask(http, test_key, NESTED)
+        with counting_statements(db) as statements:
+            hit = await _ask(http, test_key, NESTED)
+    assert hit.json()["extensions"]["cache"] == "HIT"
+    after_auth = [s for s in statements if "api_key" not in s and "FROM account" not in s]
+    assert len(after_auth) == 1
+    assert "FROM data_version" in after_auth[0]
+
+
+async def test_the_cache_is_reported_only_in_debug_and_can_be_turned_off(
+    settings: Settings, db: Database, test_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _app_client(settings, db, debug=False) as http:
+        for _ in range(2):
+            assert "cache" not in (await _ask(http, test_key, NESTED)).json()["extensions"]
+    monkeypatch.setenv("CG_RESPONSE_CACHE", "false")
+    assert Settings().response_cache is False
+    async with _app_client(settings, db, debug=True, response_cache=False) as http:
+        for _ in range(2):
+            assert "cache" not in (await _ask(http, test_key, NESTED)).json()["extensions"]
+
+
+async def test_answers_with_errors_and_mutations_are_never_cached(
+    settings: Settings, db: Database, test_key: str
+) -> None:
+    refused = "{ apiKeys(first: 5) { edges { node { id } } } }"  # admin only: FORBIDDEN
+    mutation = 'mutation { createApiKey(input: {name: "x"}) { userErrors { code } } }'
+    async with _app_client(settings, db, debug=True) as http:
+        for _ in range(2):
+            body = (await _ask(http, test_key, refused)).json()
+            assert body["errors"]
+            assert body["extensions"]["cache"] == "MISS"
+            assert "cache" not in (await _ask(http, test_key, mutation)).json()["extensions"]
+
+
+async def test_the_memory_store_keeps_the_most_recently_used_within_its_bytes() -> None:
+    store = MemoryResponseStore(max_bytes=8 * 1024)
+    for name in "abc":
+        await store.put(name, name.encode() * 600)
+    assert await store.get("a") is not None  # now the most recently used
+    for name in "defghijklmn":
+        await store.put(name, name.encode() * 600)
+        assert store.size <= store.max_bytes
+    assert await store.get("b") is None  # the least recently used went first
+    assert await store.get("a") is not None
+    for number in range(20):
+        await store.put(f"later-{number}", b"x" * 600)
+    assert await store.get("a") is None
+    assert await store.get("later-19") == b"x" * 600
+    await store.put("huge", b"x" * 2 * 1024)  # over an eighth of the store: not kept
+    assert await store.get("huge") is None
+
+
+async def test_the_redis_store_keeps_entries_under_its_prefix_with_a_ttl(redis_url: str) -> None:
+    import redis.asyncio as redis
+
+    store = RedisResponseStore(redis_url, ttl_seconds=30)
+    key = f"test-{random.randrange(10**12)}"
+    await store.put(key, b'{"a":1}')
+    assert await store.get(key) == b'{"a":1}'
+    inspector = redis.from_url(redis_url)
+    try:
+        assert 0 < await inspector.ttl(f"cg:rc:{key}") <= 30
+        await inspector.delete(f"cg:rc:{key}")
+    finally:
+        await inspector.aclose()
+        await store.close()
+
+
+async def test_an_unreachable_redis_makes_misses_not_failures() -> None:
+    store = RedisResponseStore("redis://127.0.0.1:1/0", ttl_seconds=30)  # nothing listens there
+    try:
+        await store.put("k", b"{}")
+        assert await store.get("k") is None
+    finally:
+        await store.close()

@@ -1,0 +1,166 @@
+"""Data versions: each committing write advances exactly the scopes it wrote, in its transaction."""
+
+import uuid
+
+import pytest
+from sqlalchemy import insert, text, update
+from sqlmodel import col, select
+
+from app.accounts import service as accounts
+from app.accounts.models import Account, AccountStatus, ApiKey, Mode
+from app.catalog import service as catalog
+from app.catalog.models import ProjectType
+from app.config import Settings
+from app.data_versions import (
+    EPOCH_SCOPE,
+    GLOBAL_SCOPE,
+    account_row_scope,
+    account_scope,
+    read_scopes,
+    read_versions,
+)
+from app.db import Database
+from app.offsets.models import OffsetOrder, OrderLine
+from tests.conftest import make_account, make_key
+from tests.offsets_fixtures import fulfil, place_order, principal_for, seed_catalog
+
+
+async def versions(db: Database, *accounts_and_modes: tuple[Account, Mode]) -> dict[str, int]:
+    scopes = [GLOBAL_SCOPE]
+    for account, mode in accounts_and_modes:
+        scopes += [account_row_scope(account.id), account_scope(account.id, mode)]
+    return dict(zip(scopes, await read_versions(db.engine, scopes), strict=True))
+
+
+def advanced(before: dict[str, int], after: dict[str, int]) -> set[str]:
+    return {scope for scope, version in after.items() if version != before[scope]}
+
+
+async def test_the_epoch_is_a_random_number_written_by_the_migration(db: Database) -> None:
+    (epoch,) = await read_versions(db.engine, [EPOCH_SCOPE])
+    assert epoch > 0
+
+
+async def test_orm_writes_advance_their_account_and_mode_only(db: Database) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    before = await versions(db, (acme, Mode.TEST), (acme, Mode.LIVE), (other, Mode.TEST))
+    await seed_catalog(db, acme)
+    after = await versions(db, (acme, Mode.TEST), (acme, Mode.LIVE), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
+
+
+async def test_an_account_row_advances_its_modeless_scope(db: Database) -> None:
+    acme = await make_account(db)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await accounts.set_account_status(session, "acme", AccountStatus.SUSPENDED)
+    after = await versions(db, (acme, Mode.TEST))
+    assert advanced(before, after) == {account_row_scope(acme.id)}
+
+
+async def test_core_updates_are_scoped_by_the_rows_they_change(db: Database) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    key, _ = await make_key(db, acme, Mode.LIVE)
+    before = await versions(db, (acme, Mode.LIVE), (other, Mode.LIVE))
+    async with db.transaction() as session:
+        await accounts.record_key_use(session, key.id)  # UPDATE … WHERE id = :id
+    after = await versions(db, (acme, Mode.LIVE), (other, Mode.LIVE))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.LIVE)}
+
+
+async def test_core_statements_with_their_scope_in_values_or_where(db: Database) -> None:
+    acme = await make_account(db)
+    await make_key(db, acme, Mode.TEST)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await session.exec(
+            update(ApiKey)
+            .where(col(ApiKey.account_id) == acme.id, col(ApiKey.mode) == Mode.TEST)
+            .values(name="renamed")
+        )
+    middle = await versions(db, (acme, Mode.TEST))
+    assert advanced(before, middle) == {account_scope(acme.id, Mode.TEST)}
+    async with db.transaction() as session:
+        await session.exec(
+            insert(ApiKey).values(
+                id=uuid.uuid4(),
+                account_id=acme.id,
+                mode=Mode.TEST,
+                name="core",
+                display_prefix="cg_test_x",
+                key_hash=uuid.uuid4().hex,
+            )
+        )
+    after = await versions(db, (acme, Mode.TEST))
+    assert advanced(middle, after) == {account_scope(acme.id, Mode.TEST)}
+
+
+async def test_text_dml_advances_every_scope(db: Database) -> None:
+    acme = await make_account(db)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await session.exec(text("UPDATE account SET name = 'x' WHERE slug = 'nobody'"))  # type: ignore[call-overload]
+    after = await versions(db, (acme, Mode.TEST))
+    assert advanced(before, after) == {GLOBAL_SCOPE}
+
+
+async def write_a_project_then_fail(db: Database, account: Account) -> None:
+    async with db.transaction() as session:
+        await catalog.create_project(
+            session,
+            principal_for(account),
+            name="Doomed",
+            project_type=ProjectType.BIOCHAR,
+            registry="Puro.earth",
+            registry_id="P-9",
+            country="FI",
+        )
+        raise RuntimeError("abort")
+
+
+async def test_a_rolled_back_write_advances_nothing(db: Database) -> None:
+    acme = await make_account(db)
+    before = await versions(db, (acme, Mode.TEST))
+    with pytest.raises(RuntimeError):
+        await write_a_project_then_fail(db, acme)
+    assert advanced(before, await versions(db, (acme, Mode.TEST))) == set()
+
+
+async def test_background_fulfilment_advances_the_orders_scope(
+    db: Database, settings: Settings
+) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    await seed_catalog(db, acme)
+    await seed_catalog(db, other)
+    order = await place_order(db, acme, 1_000)
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert (await fulfil(db, settings)).fulfilled
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
+    async with db.session() as session:
+        assert (await session.get(OffsetOrder, order.id)) is not None
+
+
+async def test_a_row_without_scope_columns_advances_the_scope_of_the_row_it_names(
+    db: Database,
+) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    await seed_catalog(db, acme)
+    order = await place_order(db, acme, 1_000)
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    async with db.transaction() as session:
+        line = (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))).first()
+        assert line is not None
+        line.position += 10  # an order line has no account or mode of its own
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
+
+
+def test_read_scopes_cover_the_epoch_every_write_the_account_and_its_mode() -> None:
+    account_id = uuid.uuid4()
+    assert set(read_scopes(account_id, Mode.TEST)) == {
+        EPOCH_SCOPE,
+        GLOBAL_SCOPE,
+        account_row_scope(account_id),
+        account_scope(account_id, Mode.TEST),
+    }
