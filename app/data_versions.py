@@ -35,6 +35,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, object_mapp
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 GLOBAL_SCOPE = "*"
 EPOCH_SCOPE = "epoch"
@@ -75,14 +76,21 @@ def read_scopes(account_id: uuid.UUID | str, mode: object) -> tuple[str, ...]:
     )
 
 
-async def read_versions(engine: AsyncEngine, scopes: Sequence[str]) -> tuple[int, ...]:
-    """The current versions of `scopes` (0 for a scope never written), in one statement."""
+async def read_versions(
+    source: AsyncEngine | AsyncSession, scopes: Sequence[str]
+) -> tuple[int, ...]:
+    """The current versions of `scopes` (0 for a scope never written), in one statement: on
+    `source`'s own connection, or in a request's read session, so that a query's versions and
+    its data come through one connection (and, on SQLite, one snapshot)."""
     table = DataVersion.__table__  # type: ignore[attr-defined]
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(table.c.scope, table.c.version).where(table.c.scope.in_(scopes))
-        )
-        found: dict[str, int] = {scope: version for scope, version in rows}
+    statement = select(table.c.scope, table.c.version).where(table.c.scope.in_(scopes))
+    if isinstance(source, AsyncSession):
+        connection = await source.connection()
+        rows = list(await connection.execute(statement))
+    else:
+        async with source.connect() as connection:
+            rows = list(await connection.execute(statement))
+    found: dict[str, int] = {scope: version for scope, version in rows}
     return tuple(found.get(scope, 0) for scope in scopes)
 
 

@@ -31,11 +31,13 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 import orjson
 from graphql import FieldNode, OperationDefinitionNode, OperationType, get_operation_ast
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.extensions import SchemaExtension
 
 from app.accounts.service import Principal
@@ -43,6 +45,7 @@ from app.config import Settings
 from app.data_versions import read_scopes, read_versions
 from app.graphql.cost import PricedResult, actual_cost
 from app.graphql.extensions import debug_enabled
+from app.graphql.reads import RequestReads
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +143,12 @@ class ResponseCache:
         query: str,
         operation_name: str | None,
         variables: dict[str, Any] | None,
+        session: AsyncSession | None = None,
     ) -> str:
-        """The key of this request's answer at the data versions current now (one statement)."""
+        """The key of this request's answer at the data versions current now (one statement,
+        in the request's read session when it has one)."""
         versions = await read_versions(
-            self.engine, read_scopes(principal.account_id, principal.mode)
+            session or self.engine, read_scopes(principal.account_id, principal.mode)
         )
         material = orjson.dumps(
             [
@@ -210,14 +215,20 @@ class ResponseCaching(SchemaExtension):
         if not _cacheable(operation):
             yield
             return
-        key = await cache.key_for(
-            principal,
-            context.settings,
-            str(request.base_url),
-            execution.query,
-            execution.operation_name,
-            execution.variables,
-        )
+        # The versions are read before any data, through the request's shared read session
+        # (OperationReads, listed before this extension, has shared it): an answer is stored
+        # under versions no newer than the data it was computed from.
+        reads: RequestReads | None = getattr(context, "reads", None)
+        async with reads.session() if reads is not None else nullcontext() as session:
+            key = await cache.key_for(
+                principal,
+                context.settings,
+                str(request.base_url),
+                execution.query,
+                execution.operation_name,
+                execution.variables,
+                session,
+            )
         cached = await cache.store.get(key)
         if cached is not None:
             entry = orjson.loads(cached)

@@ -179,13 +179,13 @@ def get_schema() -> strawberry.Schema:
             TrustedDocumentsGuard,  # before the cost limiter: untrusted text costs nothing
             QueryCostLimiter,
             PersistedQueryRegistration,  # after the cost limiter: a refused request stores nothing
+            OperationReads,  # before the cache, which reads its data versions in the shared session
             ResponseCaching,  # after the cost limiter: a hit is charged like an execution
             lambda: AddValidationRules(DEPTH_RULES),
             lambda: AddValidationRules(ALIAS_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: CachedParsing(maxsize=256),
             CachedValidation,
-            OperationReads,
         ],
     )
 

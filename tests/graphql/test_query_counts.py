@@ -80,18 +80,20 @@ async def _counts(db: Database, client: httpx.AsyncClient, query: str) -> dict[i
 async def test_orders_page_costs_the_same_statements_for_5_and_50_orders(
     db: Database, client: httpx.AsyncClient
 ) -> None:
-    # The total, the page, and one batch per relation: portfolio, its weighted bundles, their
+    # The response cache's data versions (one statement, app/data_versions.py), the total,
+    # the page, and one batch per relation: portfolio, its weighted bundles, their
     # stock, the allocations with their projects, bundles and batches (one joined statement),
     # the bundles' projects, the batches' projects, the history.
-    assert await _counts(db, client, ORDERS) == {5: 9, 50: 9}
+    assert await _counts(db, client, ORDERS) == {5: 10, 50: 10}
 
 
-async def test_nested_orders_read_is_two_statements_whatever_the_page_size(
+async def test_nested_orders_read_is_three_statements_whatever_the_page_size(
     db: Database, client: httpx.AsyncClient
 ) -> None:
-    # The page (no totalCount asked, so no count) and the allocations joined to their
-    # projects, bundles and credit batches; the key's principal is cached.
-    assert await _counts(db, client, NESTED_READ) == {5: 2, 50: 2}
+    # The data versions the response cache keys on, the page (no totalCount asked, so no
+    # count) and the allocations joined to their projects, bundles and credit batches; the
+    # key's principal is cached.
+    assert await _counts(db, client, NESTED_READ) == {5: 3, 50: 3}
 
 
 async def test_total_count_is_counted_only_when_selected(
@@ -106,4 +108,4 @@ async def test_total_count_is_counted_only_when_selected(
     with counting_statements(db) as with_total:
         body = await gql.execute(counted)
     assert body["data"]["orders"] == {"n": 0}
-    assert (len(plain), len(with_total)) == (1, 2)
+    assert (len(plain), len(with_total)) == (2, 3)  # the data versions, the page[, the count]
