@@ -2,12 +2,14 @@
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Enum, event, text
+from sqlalchemy import DateTime, Enum, event, insert, inspect, literal_column, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -15,6 +17,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.group_commit import GroupCommit
+
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -151,6 +156,10 @@ class Database:
         self._writer_sessions = async_sessionmaker(
             writer, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
+        # SQLite has one write lock per file: this process's writers queue for it here, in
+        # order, rather than in SQLite's busy handler, which sleeps up to 100 ms between tries.
+        self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self.writer = GroupCommit(self)
 
     @classmethod
     def from_url(cls, url: URL | str, *, echo: bool = False) -> "Database":
@@ -165,8 +174,23 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
-        async with self._writer_sessions() as session, session.begin():
+        async with self._write_turn(), self._writer_sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            yield
+
+    async def grouped(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` as one savepoint of a transaction shared with concurrent writes (see
+        app/group_commit.py); answered after the commit."""
+        return await self.writer.run(work)
 
     async def check(self) -> None:
         """Raise DatabaseConfigError unless the database answers within the connect timeout."""
@@ -180,4 +204,38 @@ class Database:
             raise DatabaseConfigError(f"Cannot reach the database at {url}: {reason}") from error
 
     async def dispose(self) -> None:
+        await self.writer.close()
         await self.engine.dispose()
+
+
+def column_values(instance: SQLModel) -> dict[str, Any]:
+    """A model instance as the row to insert, keyed by column name."""
+    return {
+        attribute.columns[0].key: getattr(instance, attribute.key)
+        for attribute in inspect(type(instance)).column_attrs
+    }
+
+
+async def insert_rows(
+    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert rows (keyed by column name) into a model's table with one Core statement
+    (executemany), without the ORM's unit-of-work bookkeeping: for hot write paths whose rows
+    are not read back in the session."""
+    if rows:
+        await session.exec(insert(inspect(model).local_table), params=list(rows))
+
+
+async def insert_unless_duplicate(
+    session: AsyncSession, model: type[SQLModel], row: dict[str, Any]
+) -> bool:
+    """Insert one row unless it would break one of the table's unique constraints or indexes
+    (`ON CONFLICT DO NOTHING`, on SQLite and PostgreSQL alike): whether it was inserted. No
+    error is raised, so the caller's transaction needs no savepoint to go on."""
+    dialect_insert = (
+        sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    )
+    table = inspect(model).local_table
+    statement = dialect_insert(table).values(row).on_conflict_do_nothing()
+    inserted = await session.exec(statement.returning(literal_column("1")))
+    return inserted.first() is not None

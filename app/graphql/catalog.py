@@ -15,7 +15,7 @@ from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
 from app.graphql.relay import connection, nodes_by_id, parse_global_id, row_id_of
-from app.offsets.fulfilment import add_stock
+from app.offsets.fulfilment import receive_stock
 from app.pagination import PageRequest
 
 ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
@@ -361,7 +361,7 @@ class CatalogMutations:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.CreditBatch:
-            return await add_stock(
+            return await receive_stock(
                 session,
                 principal,
                 project_id=parse_global_id(input.project_id, "Project", "projectId"),
