@@ -4,6 +4,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,6 +22,9 @@ from app.group_commit import GroupCommit
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Group-commit writers per process on PostgreSQL (each holds one pooled connection while it
+# writes): enough to overlap round trips, few enough that groups stay large.
+POSTGRESQL_WRITE_LANES = 4
 CONNECT_TIMEOUT_SECONDS = 5
 
 
@@ -99,10 +103,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: URL | str, *, echo: bool = False) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolSize:
+    """PostgreSQL connections per process: `size` kept open, up to `overflow` more under load.
+    Every request reads (authentication at least) on a connection of its own, while creates
+    share the group writer's one, so the pool is sized for concurrent requests."""
+
+    size: int = 10
+    overflow: int = 30
+
+
+def create_engine(
+    url: URL | str, *, echo: bool = False, pool: PoolSize = PoolSize()
+) -> AsyncEngine:
     """An async engine for a SQLite or PostgreSQL URL, or a DatabaseConfigError saying why not."""
     try:
-        engine = _create_engine(url, echo=echo)
+        engine = _create_engine(url, echo=echo, pool=pool)
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as error:
         raise DatabaseConfigError(
             f"CG_DATABASE_URL cannot be used ({error}). Use sqlite+aiosqlite:///path/to/file.db "
@@ -113,7 +129,7 @@ def create_engine(url: URL | str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
-def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
+def _create_engine(url: URL | str, *, echo: bool, pool: PoolSize) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -135,6 +151,8 @@ def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
             parsed,
             echo=echo,
             pool_pre_ping=True,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
             connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         )
     raise DatabaseConfigError(
@@ -159,11 +177,13 @@ class Database:
         # SQLite has one write lock per file: this process's writers queue for it here, in
         # order, rather than in SQLite's busy handler, which sleeps up to 100 ms between tries.
         self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self.writer = GroupCommit(self)
+        self.writer = GroupCommit(self, lanes=1 if self.is_sqlite else POSTGRESQL_WRITE_LANES)
 
     @classmethod
-    def from_url(cls, url: URL | str, *, echo: bool = False) -> "Database":
-        return cls(create_engine(url, echo=echo))
+    def from_url(
+        cls, url: URL | str, *, echo: bool = False, pool: PoolSize = PoolSize()
+    ) -> "Database":
+        return cls(create_engine(url, echo=echo, pool=pool))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

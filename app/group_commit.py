@@ -25,31 +25,39 @@ MAX_GROUP = 64
 
 
 class GroupCommit:
-    def __init__(self, db: "Database", max_group: int = MAX_GROUP) -> None:
+    """`lanes` writer tasks share one queue, each writing one group at a time on its own
+    connection: one lane on SQLite (there is one write lock anyway), a few on PostgreSQL, where
+    a group's statements are network round trips and several transactions can run at once."""
+
+    def __init__(self, db: "Database", *, lanes: int = 1, max_group: int = MAX_GROUP) -> None:
         self.db = db
+        self.lanes = lanes
         self.max_group = max_group
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
         self._pending = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `work` in the next group; its result (or its exception) once that group has
         committed (or failed to)."""
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+        if not self._tasks or self._tasks[0].get_loop() is not loop:
             self._pending = asyncio.Event()
-            self._task = loop.create_task(self._write_groups(), name="group commit")
+            self._tasks = [
+                loop.create_task(self._write_groups(), name=f"group commit {lane}")
+                for lane in range(self.lanes)
+            ]
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append((work, future))
         self._pending.set()
         return await future
 
     async def close(self) -> None:
-        """Stop the writer task once the queue is empty (callers still waiting are served)."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
+        """Stop the writer tasks (at shutdown, once requests are answered)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _write_groups(self) -> None:
         while True:
@@ -57,9 +65,11 @@ class GroupCommit:
             group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
             if not self._queue:
                 self._pending.clear()
-            await self._write(group)
+            if group:
+                await self._write(group)
 
     async def _write(self, group: list[tuple[Work, asyncio.Future[Any]]]) -> None:
+        log.debug("group commit of %d writes", len(group))
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
         try:
             async with self.db.transaction() as session:
