@@ -111,6 +111,9 @@ async def fulfil_claimed(
     session: AsyncSession, orders: Sequence[OffsetOrder], secret: str
 ) -> FulfilmentResult:
     """Fulfil or park claimed orders inside the caller's transaction."""
+    for order in orders:
+        # Detached: the bulk UPDATE below writes them, not the unit of work at commit.
+        session.expunge(order)
     lines = await _lines_by_order(session, orders)
     stock = await inventory.lock_stock(
         session, {line.bundle_id for order_lines in lines.values() for line in order_lines}
@@ -155,7 +158,6 @@ async def fulfil_claimed(
             .execution_options(synchronize_session=False)
         )
         log.info("%d orders wait for inventory", len(parked))
-    await session.flush()
     return FulfilmentResult(len(fulfilled), len(parked))
 
 
