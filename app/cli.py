@@ -42,7 +42,7 @@ def run_with_database(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
     settings = Settings()
 
     async def main() -> T:
-        db = Database.from_url(settings.database_url)
+        db = Database.from_url(settings.database_url, pool=settings.database_pool)
         try:
             await db.check()
             return await work(db, settings)

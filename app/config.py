@@ -7,6 +7,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from app.db import PoolSize
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./carbon-gateway.db"
 # Only for local development: anything derived from it (certificate ids, demo keys) is
 # guessable, so `serve` refuses it outside SQLite unless CG_DEBUG is on.
@@ -18,6 +20,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # PostgreSQL connection pool of each process (app.db.PoolSize): kept open / extra at peaks.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=30, ge=0)
     secret_key: SecretStr = SecretStr(INSECURE_DEV_SECRET)
     run_worker: bool = True
     debug: bool = False
@@ -70,6 +75,10 @@ class Settings(BaseSettings):
     @cached_property
     def database(self) -> URL:
         return make_url(self.database_url)
+
+    @property
+    def database_pool(self) -> PoolSize:
+        return PoolSize(self.database_pool_size, self.database_max_overflow)
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,13 +2,15 @@
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Enum, Select, event, select, text
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, literal_column, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -19,8 +21,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.data_versions import track_data_versions
+from app.group_commit import GroupCommit
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Group-commit writers per process on PostgreSQL (each holds one pooled connection while it
+# writes): enough to overlap round trips, few enough that groups stay large.
+POSTGRESQL_WRITE_LANES = 4
 CONNECT_TIMEOUT_SECONDS = 5
 
 
@@ -99,10 +106,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: URL | str, *, echo: bool = False) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolSize:
+    """PostgreSQL connections per process: `size` kept open, up to `overflow` more under load.
+    Every request reads (authentication at least) on a connection of its own, while creates
+    share the group writer's one, so the pool is sized for concurrent requests."""
+
+    size: int = 10
+    overflow: int = 30
+
+
+def create_engine(
+    url: URL | str, *, echo: bool = False, pool: PoolSize = PoolSize()
+) -> AsyncEngine:
     """An async engine for a SQLite or PostgreSQL URL, or a DatabaseConfigError saying why not."""
     try:
-        engine = _create_engine(url, echo=echo)
+        engine = _create_engine(url, echo=echo, pool=pool)
     except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as error:
         raise DatabaseConfigError(
             f"CG_DATABASE_URL cannot be used ({error}). Use sqlite+aiosqlite:///path/to/file.db "
@@ -113,7 +132,7 @@ def create_engine(url: URL | str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
-def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
+def _create_engine(url: URL | str, *, echo: bool, pool: PoolSize) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -135,6 +154,8 @@ def _create_engine(url: URL | str, *, echo: bool) -> AsyncEngine:
             parsed,
             echo=echo,
             pool_pre_ping=True,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
             connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         )
     raise DatabaseConfigError(
@@ -168,10 +189,16 @@ class Database:
             expire_on_commit=False,
             autoflush=False,
         )
+        # SQLite has one write lock per file: this process's writers queue for it here, in
+        # order, rather than in SQLite's busy handler, which sleeps up to 100 ms between tries.
+        self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self.writer = GroupCommit(self, lanes=1 if self.is_sqlite else POSTGRESQL_WRITE_LANES)
 
     @classmethod
-    def from_url(cls, url: URL | str, *, echo: bool = False) -> "Database":
-        return cls(create_engine(url, echo=echo))
+    def from_url(
+        cls, url: URL | str, *, echo: bool = False, pool: PoolSize = PoolSize()
+    ) -> "Database":
+        return cls(create_engine(url, echo=echo, pool=pool))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -182,8 +209,23 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
-        async with self._writer_sessions() as session, session.begin():
+        async with self._write_turn(), self._writer_sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            yield
+
+    async def grouped(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` as one savepoint of a transaction shared with concurrent writes (see
+        app/group_commit.py); answered after the commit."""
+        return await self.writer.run(work)
 
     async def check(self) -> None:
         """Raise DatabaseConfigError unless the database answers within the connect timeout."""
@@ -197,6 +239,7 @@ class Database:
             raise DatabaseConfigError(f"Cannot reach the database at {url}: {reason}") from error
 
     async def dispose(self) -> None:
+        await self.writer.close()
         await self.engine.dispose()
 
 
@@ -213,9 +256,42 @@ def plain_rows(statement: SelectOfScalar[Any]) -> Select[Any]:
 def model_columns(model: Any) -> list[Any]:
     """A model's mapped columns, labelled with its attribute names (`metadata_`, not
     `metadata`), so that a plain row reads like an instance: `row.mass_grams`."""
-    return [getattr(model, column.key) for column in sa_inspect(model).column_attrs]
+    return [getattr(model, column.key) for column in inspect(model).column_attrs]
 
 
 def column_group(name: str, model: Any) -> ColumnGroup[Any]:
     """A model's columns as one named plain row inside a wider select (`row.project.name`)."""
     return ColumnGroup(name, *model_columns(model))
+
+
+def column_values(instance: SQLModel) -> dict[str, Any]:
+    """A model instance as the row to insert, keyed by column name."""
+    return {
+        attribute.columns[0].key: getattr(instance, attribute.key)
+        for attribute in inspect(type(instance)).column_attrs
+    }
+
+
+async def insert_rows(
+    session: AsyncSession, model: type[SQLModel], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert rows (keyed by column name) into a model's table with one Core statement
+    (executemany), without the ORM's unit-of-work bookkeeping: for hot write paths whose rows
+    are not read back in the session."""
+    if rows:
+        await session.exec(insert(inspect(model).local_table), params=list(rows))
+
+
+async def insert_unless_duplicate(
+    session: AsyncSession, model: type[SQLModel], row: dict[str, Any]
+) -> bool:
+    """Insert one row unless it would break one of the table's unique constraints or indexes
+    (`ON CONFLICT DO NOTHING`, on SQLite and PostgreSQL alike): whether it was inserted. No
+    error is raised, so the caller's transaction needs no savepoint to go on."""
+    dialect_insert = (
+        sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    )
+    table = inspect(model).local_table
+    statement = dialect_insert(table).values(row).on_conflict_do_nothing()
+    inserted = await session.exec(statement.returning(literal_column("1")))
+    return inserted.first() is not None

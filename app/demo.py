@@ -8,8 +8,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.accounts import service as accounts
 from app.accounts.keys import derive_demo_api_key, hash_api_key
 from app.accounts.models import Account, ApiKey, Mode
-from app.catalog.demo import seed_demo_catalog
 from app.emissions.demo import seed_demo_products
+from app.inventory.demo import seed_demo_catalog
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Company"

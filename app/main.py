@@ -45,7 +45,7 @@ def create_app(
 ) -> Starlette:
     """The whole service for one set of settings; pass `database` to share an engine (tests)."""
     settings = settings or Settings()
-    db = database or Database.from_url(settings.database_url)
+    db = database or Database.from_url(settings.database_url, pool=settings.database_pool)
     ide = GraphiQLPage(db, settings, graphiql_bundle)
     if not ide.built:
         log.warning("no GraphiQL bundle in %s: run `make graphiql`", graphiql_bundle)

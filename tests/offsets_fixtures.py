@@ -26,6 +26,7 @@ from app.catalog import service as catalog
 from app.catalog.models import ProjectType
 from app.config import Settings
 from app.db import Database
+from app.inventory import service as inventory
 from app.offsets import service as offsets
 from app.offsets.fulfilment import FulfilmentResult, fulfil_pending
 from app.offsets.models import OffsetOrder
@@ -128,7 +129,7 @@ async def seed_catalog(
             ("dac-2023", dac.id, 2023, dac_tonnes),
         ):
             registry_id = "VCS-1001" if project == forest.id else "PURO-2002"
-            batch = await catalog.add_credit_batch(
+            batch = await inventory.add_stock(
                 session,
                 principal,
                 project_id=project,
@@ -213,7 +214,7 @@ async def stock_of_tonnes(db: Database, principal: Principal, batches: list[int]
             country="FI",
         )
         for index, tonnes in enumerate(batches):
-            await catalog.add_credit_batch(
+            await inventory.add_stock(
                 session,
                 principal,
                 project_id=project.id,

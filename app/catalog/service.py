@@ -1,13 +1,14 @@
-"""Use cases of the catalog: manage projects, batches, bundles and portfolios; read stock."""
+"""Use cases of the catalog: manage projects, bundles and portfolios; read them in batches.
 
-import re
+Stock (adding credit batches, counting and taking what is left) is app/inventory's."""
+
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -29,10 +30,8 @@ from app.units import currency_exponent, minor_from
 
 MAX_TEXT = 200
 MAX_DESCRIPTION = 2000
-MAX_BATCH_GRAMS = 10**15  # a billion tonnes: anything larger is a typo
 MAX_PRICE_MINOR = 10**12  # ten billion a tonne in a 2-decimal currency: surely a typo
 BASIS_POINTS = 10_000
-SERIAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
 
 
 def catalog_of(principal: Principal, model: Any) -> list[ColumnElement[bool]]:
@@ -91,42 +90,6 @@ async def get_project(
     if project is None:
         raise NotFound("No such project.", "projectId")
     return project
-
-
-async def add_credit_batch(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    project_id: uuid.UUID,
-    vintage: int,
-    serial_prefix: str,
-    quantity_grams: int,
-) -> CreditBatch:
-    """New stock; orders waiting for inventory in this account and mode are retried."""
-    principal.require_admin()
-    project = await get_project(session, principal, project_id)
-    if not 1990 <= vintage <= 2100:
-        raise InvalidInput("Vintage must be a year between 1990 and 2100.", "vintage")
-    if not SERIAL_PREFIX.fullmatch(serial_prefix):
-        raise InvalidInput(
-            "Serial prefix: 1-100 letters, digits or . _ : / - characters.", "serialPrefix"
-        )
-    if quantity_grams <= 0:
-        raise InvalidInput("Quantity must be positive.", "quantity.amount")
-    if quantity_grams > MAX_BATCH_GRAMS:
-        raise InvalidInput("Quantity is implausibly large.", "quantity.amount")
-    batch = CreditBatch(
-        account_id=principal.account_id,
-        mode=principal.mode,
-        project_id=project.id,
-        vintage=vintage,
-        serial_prefix=serial_prefix,
-        quantity_grams=quantity_grams,
-        remaining_grams=quantity_grams,
-    )
-    session.add(batch)
-    await session.flush()
-    return batch
 
 
 async def create_bundle(
@@ -311,42 +274,6 @@ async def portfolio_for_order(
         )
     ).all()
     return PortfolioWithBundles(portfolio, [WeightedBundle(b, pb.weight_bp) for pb, b in rows])
-
-
-async def available_grams_by_bundle(
-    session: AsyncSession, principal: Principal, bundle_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """Unallocated stock each bundle can draw on now (batches of its projects)."""
-    rows = (
-        await session.exec(
-            select(BundleProject.bundle_id, func.coalesce(func.sum(CreditBatch.remaining_grams), 0))
-            .join(CreditBatch, col(CreditBatch.project_id) == col(BundleProject.project_id))
-            .where(
-                *catalog_of(principal, CreditBatch), col(BundleProject.bundle_id).in_(bundle_ids)
-            )
-            .group_by(col(BundleProject.bundle_id))
-        )
-    ).all()
-    available = {bundle_id: 0 for bundle_id in bundle_ids}
-    available.update({bundle_id: int(total) for bundle_id, total in rows})
-    return available
-
-
-async def available_grams_by_project(
-    session: AsyncSession, principal: Principal, project_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    rows = (
-        await session.exec(
-            select(CreditBatch.project_id, func.coalesce(func.sum(CreditBatch.remaining_grams), 0))
-            .where(
-                *catalog_of(principal, CreditBatch), col(CreditBatch.project_id).in_(project_ids)
-            )
-            .group_by(col(CreditBatch.project_id))
-        )
-    ).all()
-    available = {project_id: 0 for project_id in project_ids}
-    available.update({project_id: int(total) for project_id, total in rows})
-    return available
 
 
 def projects_of(principal: Principal) -> SelectOfScalar[Project]:

@@ -20,7 +20,7 @@ from app.graphql.relay import (
     parse_global_id,
     row_id_of,
 )
-from app.offsets.fulfilment import add_stock
+from app.offsets.fulfilment import receive_stock
 
 ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
 
@@ -316,7 +316,7 @@ class CatalogMutations:
         principal = info.context.require_principal()
 
         async def use_case(session: Any) -> models.CreditBatch:
-            return await add_stock(
+            return await receive_stock(
                 session,
                 principal,
                 project_id=parse_global_id(input.project_id, "Project", "projectId"),

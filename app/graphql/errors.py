@@ -45,14 +45,19 @@ async def perform(
     use_case: Callable[[AsyncSession], Awaitable[T]],
     *,
     read_only: bool = False,
+    grouped: bool = False,
 ) -> Outcome[T]:
     """Run a use case in one transaction; a domain error rolls it back and becomes userErrors.
 
-    `read_only` use cases (quotes) run in a read session, which takes no write lock."""
+    `read_only` use cases (quotes) run in a read session, which takes no write lock;
+    `grouped` ones (order creation) in a savepoint of a transaction shared with concurrent
+    writes of this process (`Database.grouped`), answered after its commit."""
     try:
         if read_only:
             async with db.session() as session:
                 return Outcome(value=await use_case(session))
+        if grouped:
+            return Outcome(value=await db.grouped(use_case))
         async with db.transaction() as session:
             return Outcome(value=await use_case(session))
     except DomainError as error:

@@ -392,9 +392,12 @@ class OrderPayload:
 
 
 async def _order_payload(
-    context: Context, use_case: Callable[[AsyncSession], Awaitable[models.OffsetOrder]]
+    context: Context,
+    use_case: Callable[[AsyncSession], Awaitable[models.OffsetOrder]],
+    *,
+    grouped: bool = True,
 ) -> OrderPayload:
-    outcome = await perform(context.db, use_case)
+    outcome = await perform(context.db, use_case, grouped=grouped)
     if outcome.value is not None:
         context.signal_change()
     return OrderPayload(
@@ -482,4 +485,4 @@ class OffsetMutations:
             order_id = parse_global_id(input.id, "Order", "id")
             return await offsets.cancel_order(session, principal, order_id)
 
-        return await _order_payload(info.context, use_case)
+        return await _order_payload(info.context, use_case, grouped=False)

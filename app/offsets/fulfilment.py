@@ -1,17 +1,22 @@
 """Fulfilment: match placed orders to credit batches, retire them and issue certificates.
 
-One order is fulfilled in one transaction: claim it, lock the batches it may draw on in id
-order (so two workers never deadlock), take from the oldest vintages first with a guarded
-UPDATE, record allocations with serial ranges, issue the certificate id and move the order
-to FULFILLED with its event. Without enough stock nothing is taken and the order is parked
-(`awaiting_inventory`) until new stock arrives for its account and mode.
+Set-based: one transaction claims up to `CLAIM_BATCH` placed orders (oldest first; `SKIP
+LOCKED` on PostgreSQL, so workers never wait on each other's claims), loads their lines once,
+has inventory lock every batch their bundles draw on (in id order, so two workers never
+deadlock) and plans each order's takes in memory, oldest order and oldest vintage first. An
+order the stock cannot cover entirely takes nothing and is parked (`awaiting_inventory`)
+until new stock arrives for its account and mode. Then, in bulk: one guarded decrement per
+batch touched, the allocations with their serial ranges, the fulfilled orders with their
+certificate ids, the parked flags and the outbox events — and one commit.
 """
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, inspect, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,25 +24,29 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.models import Mode
 from app.accounts.service import Principal
-from app.catalog import service as catalog
-from app.catalog.models import BundleProject, CreditBatch
+from app.catalog.models import CreditBatch
 from app.certificates.ids import certificate_id
-from app.db import Database, utcnow
+from app.db import Database, insert_rows, utcnow
+from app.events.models import Event
+from app.inventory import service as inventory
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
-from app.offsets.service import record_state_change
+from app.offsets.service import state_change_event
 
 log = logging.getLogger(__name__)
-MAX_DEADLOCK_RETRIES = 5
-
-
-class InsufficientInventory(Exception):
-    pass
+MAX_RETRIES = 5
+# Orders per transaction: large enough that commits and statements are shared by many
+# orders, small enough that a SQLite write lock is held for a few tens of milliseconds.
+CLAIM_BATCH = 200
+ORDERS = cast(Table, inspect(OffsetOrder).local_table)
 
 
 @dataclass(frozen=True)
 class FulfilmentResult:
     fulfilled: int = 0
     parked: int = 0
+
+    def __add__(self, other: "FulfilmentResult") -> "FulfilmentResult":
+        return FulfilmentResult(self.fulfilled + other.fulfilled, self.parked + other.parked)
 
 
 def _claimable() -> SelectOfScalar[OffsetOrder]:
@@ -47,17 +56,17 @@ def _claimable() -> SelectOfScalar[OffsetOrder]:
     )
 
 
-async def claim_next_order(session: AsyncSession) -> OffsetOrder | None:
-    """The oldest placed order no other worker holds (PostgreSQL: SKIP LOCKED; SQLite has one
+async def claim_orders(session: AsyncSession, limit: int) -> Sequence[OffsetOrder]:
+    """The oldest placed orders no other worker holds (PostgreSQL: SKIP LOCKED; SQLite has one
     writer at a time, which BEGIN IMMEDIATE already gives us)."""
     return (
         await session.exec(
             _claimable()
             .order_by(col(OffsetOrder.created_at), col(OffsetOrder.id))
-            .limit(1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
-    ).first()
+    ).all()
 
 
 async def has_claimable_orders(db: Database) -> bool:
@@ -66,159 +75,134 @@ async def has_claimable_orders(db: Database) -> bool:
         return (await session.exec(_claimable().limit(1))).first() is not None
 
 
-async def _lock_batches(
-    session: AsyncSession, order: OffsetOrder, lines: list[OrderLine]
-) -> dict[uuid.UUID, list[CreditBatch]]:
-    """Each line's candidate batches, oldest vintage first, after locking them all in id order."""
-    links = (
+async def _lines_by_order(
+    session: AsyncSession, orders: Sequence[OffsetOrder]
+) -> dict[uuid.UUID, list[OrderLine]]:
+    lines = (
         await session.exec(
-            select(BundleProject).where(
-                col(BundleProject.bundle_id).in_([line.bundle_id for line in lines])
-            )
+            select(OrderLine)
+            .where(col(OrderLine.order_id).in_([order.id for order in orders]))
+            .order_by(col(OrderLine.order_id), col(OrderLine.position))
         )
     ).all()
-    project_ids = {link.project_id for link in links}
-    batches = (
-        await session.exec(
-            select(CreditBatch)
-            .where(
-                col(CreditBatch.project_id).in_(project_ids),
-                CreditBatch.account_id == order.account_id,
-                CreditBatch.mode == order.mode,
-                col(CreditBatch.remaining_grams) > 0,
-            )
-            .order_by(col(CreditBatch.id))
-            .with_for_update()
-        )
-    ).all()
-    by_vintage = sorted(batches, key=lambda b: (b.vintage, b.created_at, b.id))
-    projects_by_bundle: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for link in links:
-        projects_by_bundle.setdefault(link.bundle_id, set()).add(link.project_id)
+    grouped: dict[uuid.UUID, list[OrderLine]] = {order.id: [] for order in orders}
+    for line in lines:
+        grouped[line.order_id].append(line)
+    return grouped
+
+
+def _allocation_row(order: OffsetOrder, take: inventory.Take) -> dict[str, object]:
     return {
-        line.bundle_id: [
-            b for b in by_vintage if b.project_id in projects_by_bundle.get(line.bundle_id, set())
-        ]
-        for line in lines
+        "id": uuid.uuid4(),
+        "account_id": order.account_id,
+        "mode": order.mode,
+        "order_id": order.id,
+        "bundle_id": take.bundle_id,
+        "project_id": take.batch.project_id,
+        "credit_batch_id": take.batch.id,
+        "mass_grams": take.grams,
+        "serial_start": take.serial_start,
+        "serial_end": take.serial_end,
+        "created_at": utcnow(),
     }
 
 
-async def _take(session: AsyncSession, batch: CreditBatch, grams: int) -> int | None:
-    """Decrement a batch by `grams` if it still has them; the remaining grams after, or None.
-    The WHERE guard and the table's CHECK make overselling impossible even without locks."""
-    remaining = (
-        await session.exec(
-            update(CreditBatch)
-            .where(col(CreditBatch.id) == batch.id, col(CreditBatch.remaining_grams) >= grams)
-            .values(remaining_grams=col(CreditBatch.remaining_grams) - grams)
-            .returning(col(CreditBatch.remaining_grams))
-        )
-    ).scalar_one_or_none()
-    return None if remaining is None else int(remaining)
-
-
-async def _allocate(session: AsyncSession, order: OffsetOrder) -> list[Allocation]:
-    lines = list(
-        (
-            await session.exec(
-                select(OrderLine)
-                .where(OrderLine.order_id == order.id)
-                .order_by(col(OrderLine.position))
-            )
-        ).all()
+async def fulfil_claimed(
+    session: AsyncSession, orders: Sequence[OffsetOrder], secret: str
+) -> FulfilmentResult:
+    """Fulfil or park claimed orders inside the caller's transaction."""
+    for order in orders:
+        # Detached: the bulk UPDATE below writes them, not the unit of work at commit.
+        session.expunge(order)
+    lines = await _lines_by_order(session, orders)
+    stock = await inventory.lock_stock(
+        session, {line.bundle_id for order_lines in lines.values() for line in order_lines}
     )
-    candidates = await _lock_batches(session, order, lines)
-    remaining_by_batch: dict[uuid.UUID, int] = {}
-    allocations: list[Allocation] = []
-    for line in lines:
-        need = line.mass_grams
-        for batch in candidates[line.bundle_id]:
-            available = remaining_by_batch.get(batch.id, batch.remaining_grams)
-            take = min(need, available)
-            if take <= 0:
-                continue
-            after = await _take(session, batch, take)
-            if after is None:
-                continue
-            remaining_by_batch[batch.id] = after
-            start = batch.quantity_grams - after - take
-            allocations.append(
-                Allocation(
-                    account_id=order.account_id,
-                    mode=order.mode,
-                    order_id=order.id,
-                    bundle_id=line.bundle_id,
-                    project_id=batch.project_id,
-                    credit_batch_id=batch.id,
-                    mass_grams=take,
-                    serial_start=start,
-                    serial_end=start + take - 1,
-                )
-            )
-            need -= take
-            if need == 0:
-                break
-        if need > 0:
-            raise InsufficientInventory(order.id)
-    session.add_all(allocations)
-    return allocations
+    fulfilled: list[OffsetOrder] = []
+    parked: list[uuid.UUID] = []
+    allocations: list[dict[str, object]] = []
+    for order in orders:
+        needs = [(line.bundle_id, line.mass_grams) for line in lines[order.id]]
+        takes = stock.take(order.account_id, order.mode, needs)
+        if takes is None:
+            parked.append(order.id)
+            continue
+        fulfilled.append(order)
+        allocations.extend(_allocation_row(order, take) for take in takes)
+    await stock.apply(session)
+    await insert_rows(session, Allocation, allocations)
+    if fulfilled:
+        now = utcnow()
+        for order in fulfilled:
+            order.state = OrderState.FULFILLED
+            order.fulfilled_at = now
+            order.certificate_id = certificate_id(order.id, secret)
+        await session.exec(
+            update(ORDERS)  # the Core table: one executemany, without ORM bulk-update rules
+            .where(ORDERS.c.id == bindparam("order_id"))
+            .values(
+                state=OrderState.FULFILLED,
+                fulfilled_at=now,
+                certificate_id=bindparam("certificate"),
+            ),
+            params=[{"order_id": o.id, "certificate": o.certificate_id} for o in fulfilled],
+        )
+        await insert_rows(
+            session, Event, [state_change_event(order, OrderState.PLACED) for order in fulfilled]
+        )
+    if parked:
+        await session.exec(
+            update(OffsetOrder)
+            .where(col(OffsetOrder.id).in_(parked))
+            .values(awaiting_inventory=True)
+            .execution_options(synchronize_session=False)
+        )
+        log.info("%d orders wait for inventory", len(parked))
+    return FulfilmentResult(len(fulfilled), len(parked))
 
 
-async def fulfil_order(session: AsyncSession, order: OffsetOrder, secret: str) -> bool:
-    """Fulfil a claimed order inside the caller's transaction; False if parked for stock."""
-    try:
-        async with session.begin_nested():
-            await _allocate(session, order)
-            await session.flush()
-    except InsufficientInventory:
-        order.awaiting_inventory = True
-        await session.flush()
-        log.info("order %s waits for inventory", order.id)
-        return False
-    order.state = OrderState.FULFILLED
-    order.fulfilled_at = utcnow()
-    order.certificate_id = certificate_id(order.id, secret)
-    record_state_change(session, order, OrderState.PLACED)
-    await session.flush()
-    return True
-
-
-async def fulfil_next(db: Database, secret: str) -> bool | None:
-    """Claim and fulfil one order in its own transaction: True fulfilled, False parked, None
-    when the queue is empty. Deadlocks and serialization failures are retried."""
-    for attempt in range(MAX_DEADLOCK_RETRIES):
+async def fulfil_next_batch(
+    db: Database, secret: str, limit: int = CLAIM_BATCH
+) -> FulfilmentResult | None:
+    """Claim and fulfil up to `limit` orders in one transaction; None when the queue is empty.
+    Deadlocks, serialization failures and stock that changed under us are retried."""
+    for attempt in range(MAX_RETRIES):
         try:
             async with db.transaction() as session:
-                order = await claim_next_order(session)
-                if order is None:
+                orders = await claim_orders(session, limit)
+                if not orders:
                     return None
-                return await fulfil_order(session, order, secret)
-        except DBAPIError as error:
-            if not _is_retryable(error) or attempt == MAX_DEADLOCK_RETRIES - 1:
+                return await fulfil_claimed(session, orders, secret)
+        except (DBAPIError, inventory.StockChanged) as error:
+            if not _is_retryable(error) or attempt == MAX_RETRIES - 1:
                 raise
-            log.warning("retrying fulfilment after %s", type(error.orig).__name__)
+            log.warning("retrying fulfilment after %s", _reason(error))
     return None
 
 
-def _is_retryable(error: DBAPIError) -> bool:
-    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+def _is_retryable(error: Exception) -> bool:
+    if isinstance(error, inventory.StockChanged):
+        return True
+    orig = getattr(error, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code in ("40001", "40P01")  # serialization failure, deadlock
 
 
+def _reason(error: Exception) -> str:
+    return type(getattr(error, "orig", None) or error).__name__
+
+
 async def fulfil_pending(db: Database, secret: str, limit: int = 1000) -> FulfilmentResult:
-    """Drain the queue: fulfil or park every claimable order, at most `limit` of them."""
-    fulfilled = parked = 0
+    """Drain the queue: fulfil or park claimable orders, at most `limit` of them."""
+    total = FulfilmentResult()
     if not await has_claimable_orders(db):
-        return FulfilmentResult()
-    for _ in range(limit):
-        outcome = await fulfil_next(db, secret)
-        if outcome is None:
+        return total
+    while (handled := total.fulfilled + total.parked) < limit:
+        result = await fulfil_next_batch(db, secret, min(CLAIM_BATCH, limit - handled))
+        if result is None:
             break
-        if outcome:
-            fulfilled += 1
-        else:
-            parked += 1
-    return FulfilmentResult(fulfilled, parked)
+        total += result
+    return total
 
 
 async def release_parked_orders(session: AsyncSession, account_id: uuid.UUID, mode: Mode) -> int:
@@ -236,7 +220,7 @@ async def release_parked_orders(session: AsyncSession, account_id: uuid.UUID, mo
     return int(result.rowcount or 0)
 
 
-async def add_stock(
+async def receive_stock(
     session: AsyncSession,
     principal: Principal,
     *,
@@ -245,8 +229,9 @@ async def add_stock(
     serial_prefix: str,
     quantity_grams: int,
 ) -> CreditBatch:
-    """Add a credit batch and release the orders parked for lack of stock, atomically."""
-    batch = await catalog.add_credit_batch(
+    """New stock (inventory's `add_stock`) and, atomically, another try for the orders of
+    this account and mode that were parked for lack of it."""
+    batch = await inventory.add_stock(
         session,
         principal,
         project_id=project_id,

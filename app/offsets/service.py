@@ -4,12 +4,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Bundle as ColumnGroup
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,12 +17,14 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app.accounts.service import Principal, owned_by
 from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
-from app.db import column_group, utcnow
+from app.db import column_group, column_values, insert_rows, insert_unless_duplicate, utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.changes import OrderStateChanged
-from app.events.outbox import record_event
+from app.events.models import Event
+from app.events.outbox import event_row
 from app.events.webhooks.urls import validate_webhook_url
+from app.inventory import service as inventory
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
 from app.text import check_json, clean_text
@@ -33,6 +34,7 @@ MAX_ORDER_GRAMS = 10**12  # one million tonnes in one order is a typo, not a pur
 MAX_DESCRIPTION = 512
 MAX_METADATA_BYTES = 512
 MAX_IDEMPOTENCY_KEY = 255
+PORTFOLIO_CACHE = "offsets.portfolios"  # session.info key of `_portfolio`'s reads
 ORDER_EVENT_TYPES = {
     OrderState.PLACED: "order.placed",
     OrderState.FULFILLED: "order.fulfilled",
@@ -103,16 +105,10 @@ def _shares(portfolio: catalog.PortfolioWithBundles) -> list[Share]:
     ]
 
 
-async def _quote(
-    session: AsyncSession,
-    principal: Principal,
-    portfolio: catalog.PortfolioWithBundles,
-    grams: int,
-) -> Quote:
+def _priced(portfolio: catalog.PortfolioWithBundles, grams: int) -> Quote:
+    """The mass split across the portfolio and priced; stock is not looked at (orders are
+    matched to stock by fulfilment), so `available_grams` is left at 0."""
     priced = price_mass(grams, _shares(portfolio))
-    available = await catalog.available_grams_by_bundle(
-        session, principal, [wb.bundle.id for wb in portfolio.bundles]
-    )
     lines = [
         QuoteLine(
             bundle=wb.bundle,
@@ -120,7 +116,7 @@ async def _quote(
             mass_grams=part.grams,
             unit_price_minor=wb.bundle.unit_price_minor,
             cost_minor=part.cost_minor,
-            available_grams=available[wb.bundle.id],
+            available_grams=0,
         )
         for wb, part in zip(portfolio.bundles, priced, strict=True)
     ]
@@ -133,12 +129,41 @@ async def _quote(
     )
 
 
+async def _with_stock(session: AsyncSession, principal: Principal, quote: Quote) -> Quote:
+    available = await inventory.available_grams_by_bundle(
+        session, principal, [line.bundle.id for line in quote.lines]
+    )
+    lines = [replace(line, available_grams=available[line.bundle.id]) for line in quote.lines]
+    return replace(quote, lines=lines)
+
+
+async def _portfolio(
+    session: AsyncSession, principal: Principal, portfolio_id: uuid.UUID | None
+) -> catalog.PortfolioWithBundles:
+    """The portfolio an order is priced on, read once per transaction: a group of creates
+    (app/group_commit.py) shares one transaction, so its orders share the read. Nothing that
+    changes portfolios or prices creates orders in the same transaction."""
+    cache: dict[tuple[uuid.UUID, str, uuid.UUID | None], catalog.PortfolioWithBundles]
+    cache = session.info.setdefault(PORTFOLIO_CACHE, {})
+    key = (principal.account_id, principal.mode.value, portfolio_id)
+    if key not in cache:
+        cache[key] = await catalog.portfolio_for_order(session, principal, portfolio_id)
+    return cache[key]
+
+
 async def quote_by_mass(
     session: AsyncSession, principal: Principal, grams: int, portfolio_id: uuid.UUID | None
 ) -> Quote:
+    return await _with_stock(
+        session, principal, await _price_mass(session, principal, grams, portfolio_id)
+    )
+
+
+async def _price_mass(
+    session: AsyncSession, principal: Principal, grams: int, portfolio_id: uuid.UUID | None
+) -> Quote:
     _check_mass(grams)
-    portfolio = await catalog.portfolio_for_order(session, principal, portfolio_id)
-    return await _quote(session, principal, portfolio, grams)
+    return _priced(await _portfolio(session, principal, portfolio_id), grams)
 
 
 async def quote_by_value(
@@ -149,13 +174,25 @@ async def quote_by_value(
     portfolio_id: uuid.UUID | None,
 ) -> Quote:
     """The largest mass (in grams) whose total cost is at most the value."""
+    return await _with_stock(
+        session, principal, await _price_value(session, principal, amount, currency, portfolio_id)
+    )
+
+
+async def _price_value(
+    session: AsyncSession,
+    principal: Principal,
+    amount: Any,
+    currency: str,
+    portfolio_id: uuid.UUID | None,
+) -> Quote:
     currency = currency.upper()
     value_minor = minor_from(amount, currency, "value.amount")
     if value_minor <= 0:
         raise DomainError(
             ErrorCode.QUANTITY_NOT_POSITIVE, "Value must be positive.", "value.amount"
         )
-    portfolio = await catalog.portfolio_for_order(session, principal, portfolio_id)
+    portfolio = await _portfolio(session, principal, portfolio_id)
     if currency != portfolio.portfolio.currency:
         raise InvalidInput(
             f"The portfolio is priced in {portfolio.portfolio.currency}.", "value.currency"
@@ -172,7 +209,7 @@ async def quote_by_value(
             ErrorCode.QUANTITY_NOT_POSITIVE, "The value buys less than one gram.", "value.amount"
         )
     _check_mass(grams, "value.amount")
-    return await _quote(session, principal, portfolio, grams)
+    return _priced(portfolio, grams)
 
 
 def _validate_options(options: OrderOptions) -> None:
@@ -268,7 +305,10 @@ async def _place(
     options: OrderOptions,
     request_hash: str,
     estimate_id: uuid.UUID | None,
-) -> OffsetOrder:
+) -> OffsetOrder | None:
+    """Insert the order, its lines and its event with Core statements (the hot path of
+    creates: no unit-of-work bookkeeping); None, with nothing written, when the idempotency
+    key or the estimate is already taken."""
     order = OffsetOrder(
         account_id=principal.account_id,
         mode=principal.mode,
@@ -284,33 +324,30 @@ async def _place(
         idempotency_key=options.idempotency_key,
         request_hash=request_hash,
     )
-    session.add(order)
-    await session.flush()
-    session.add_all(
-        [
-            OrderLine(
-                order_id=order.id,
-                bundle_id=line.bundle.id,
-                position=position,
-                weight_bp=line.weight_bp,
-                mass_grams=line.mass_grams,
-                unit_price_minor=line.unit_price_minor,
-                cost_minor=line.cost_minor,
-            )
-            for position, line in enumerate(quote.lines)
-            if line.mass_grams > 0
-        ]
-    )
-    record_state_change(session, order, None)
-    await session.flush()
+    if not await insert_unless_duplicate(session, OffsetOrder, column_values(order)):
+        return None
+    lines = [
+        {
+            "id": uuid.uuid4(),
+            "order_id": order.id,
+            "bundle_id": line.bundle.id,
+            "position": position,
+            "weight_bp": line.weight_bp,
+            "mass_grams": line.mass_grams,
+            "unit_price_minor": line.unit_price_minor,
+            "cost_minor": line.cost_minor,
+        }
+        for position, line in enumerate(quote.lines)
+        if line.mass_grams > 0
+    ]
+    await insert_rows(session, OrderLine, lines)
+    await insert_rows(session, Event, [state_change_event(order, None)])
     return order
 
 
-def record_state_change(
-    session: AsyncSession, order: OffsetOrder, previous: OrderState | None
-) -> None:
-    record_event(
-        session,
+def state_change_event(order: OffsetOrder, previous: OrderState | None) -> dict[str, Any]:
+    """The outbox row of an order's move from `previous` to its current state."""
+    return event_row(
         type=ORDER_EVENT_TYPES[order.state],
         account_id=order.account_id,
         mode=order.mode,
@@ -327,6 +364,12 @@ def record_state_change(
     )
 
 
+def record_state_change(
+    session: AsyncSession, order: OffsetOrder, previous: OrderState | None
+) -> None:
+    session.add(Event(**state_change_event(order, previous)))
+
+
 async def _create(
     session: AsyncSession,
     principal: Principal,
@@ -335,27 +378,37 @@ async def _create(
     make_quote: Callable[[], Awaitable[Quote]],
     estimate_id: uuid.UUID | None = None,
 ) -> OffsetOrder:
-    """The one path every way of ordering takes: validate, replay or conflict on the key,
-    price, and insert — with the unique constraints settling concurrent duplicates."""
+    """The one path every way of ordering takes: validate, price and insert, with the unique
+    constraints settling duplicates. An idempotency key is looked up only when the insert (or
+    pricing) fails, since almost every key is new; an estimate's order, which must answer a
+    repeated key before ESTIMATE_ALREADY_ORDERED, looks both up first."""
     principal.require_active()
     _validate_options(options)
     request_hash = _request_hash(principal, request, options)
     key = options.idempotency_key
+    if estimate_id is not None:
+        if key is not None and (existing := await _order_by_key(session, principal, key)):
+            return _replay(existing, request_hash)
+        if await _live_order_for_estimate(session, estimate_id):
+            raise _estimate_taken()
+    try:
+        quote = await make_quote()
+    except DomainError:
+        # Input that no longer prices (another portfolio, another value) under a used key
+        # conflicts; the same input replays.
+        if key is not None and (existing := await _order_by_key(session, principal, key)):
+            return _replay(existing, request_hash)
+        raise
+    order = await _place(session, principal, quote, options, request_hash, estimate_id)
+    if order is not None:
+        return order
+    # The key or the estimate is taken: by a committed order, an earlier one of this group
+    # of creates, or a concurrent request that committed first (PostgreSQL waits for it).
     if key is not None and (existing := await _order_by_key(session, principal, key)):
         return _replay(existing, request_hash)
     if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
         raise _estimate_taken()
-    quote = await make_quote()
-    try:
-        async with session.begin_nested():
-            return await _place(session, principal, quote, options, request_hash, estimate_id)
-    except IntegrityError:
-        # A concurrent request with the same key or estimate committed first.
-        if key is not None and (existing := await _order_by_key(session, principal, key)):
-            return _replay(existing, request_hash)
-        if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
-            raise _estimate_taken() from None
-        raise
+    raise RuntimeError("an order insert conflicted with neither its key nor its estimate")
 
 
 async def create_order_by_mass(
@@ -367,7 +420,7 @@ async def create_order_by_mass(
         principal,
         {"by": "mass", "grams": grams},
         options,
-        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+        lambda: _price_mass(session, principal, grams, options.portfolio_id),
     )
 
 
@@ -381,7 +434,7 @@ async def create_order_by_value(
         principal,
         {"by": "value", "minor": value_minor, "currency": currency},
         options,
-        lambda: quote_by_value(session, principal, amount, currency, options.portfolio_id),
+        lambda: _price_value(session, principal, amount, currency, options.portfolio_id),
     )
 
 
@@ -400,7 +453,7 @@ async def create_order_by_estimate(
         principal,
         {"by": "estimate", "estimate": str(estimate.id)},
         options,
-        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+        lambda: _price_mass(session, principal, grams, options.portfolio_id),
         estimate_id=estimate.id,
     )
 
@@ -428,7 +481,7 @@ async def create_ride_order(
         principal,
         request,
         options,
-        lambda: quote_by_mass(session, principal, grams, options.portfolio_id),
+        lambda: _price_mass(session, principal, grams, options.portfolio_id),
         estimate_id=estimate.id,
     )
 

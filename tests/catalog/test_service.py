@@ -12,8 +12,9 @@ from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, PortfolioBundle, Project, ProjectType
 from app.db import Database
 from app.errors import DomainError, ErrorCode
+from app.inventory import service as inventory
 from tests.conftest import make_account
-from tests.offsets_fixtures import TONNE, principal_for, seed_catalog
+from tests.offsets_fixtures import principal_for, seed_catalog
 
 
 async def _count(db: Database, model: object) -> int:
@@ -79,7 +80,7 @@ async def test_every_catalog_write_needs_an_admin(db: Database, account: Account
             registry_id="P-1",
             country="VN",
         ),
-        lambda s: catalog.add_credit_batch(
+        lambda s: inventory.add_stock(
             s,
             reader,
             project_id=seeded.forest,
@@ -163,23 +164,6 @@ async def test_default_portfolio_is_per_mode(db: Database, account: Account) -> 
         db, lambda s: catalog.portfolio_for_order(s, principal_for(account, Mode.LIVE), None)
     )
     assert (error.code, error.field) == (ErrorCode.NOT_FOUND, "portfolioId")
-
-
-async def test_available_grams_sum_each_bundles_batches_in_scope(
-    db: Database, account: Account
-) -> None:
-    test = await seed_catalog(db, account, Mode.TEST)
-    live = await seed_catalog(db, account, Mode.LIVE, forest_tonnes=(5, 5), dac_tonnes=7)
-    async with db.session() as session:
-        test_stock = await catalog.available_grams_by_bundle(
-            session, test.principal, [test.cheap, test.premium, live.cheap]
-        )
-        live_stock = await catalog.available_grams_by_project(
-            session, live.principal, [live.forest, live.dac, uuid.uuid4()]
-        )
-    # Another mode's bundle id draws nothing here.
-    assert test_stock == {test.cheap: 3 * TONNE, test.premium: TONNE, live.cheap: 0}
-    assert list(live_stock.values()) == [10 * TONNE, 7 * TONNE, 0]
 
 
 async def test_credit_batches_of_projects_oldest_vintage_first(

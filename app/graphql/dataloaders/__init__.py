@@ -26,6 +26,7 @@ from app.graphql.dataloaders.batched import (
     Value,
 )
 from app.graphql.reads import RequestReads
+from app.inventory import service as inventory
 from app.offsets import service as offsets
 from app.offsets.models import OffsetOrder
 
@@ -80,8 +81,8 @@ def create_dataloaders(reads: RequestReads, principal: Principal | None) -> Data
         weighted_bundles_by_portfolio=mapped(catalog.weighted_bundles_of_portfolios, list),
         projects_by_bundle=mapped(catalog.projects_of_bundles, list),
         credit_batches_by_project=mapped(catalog.credit_batches_of_projects, list),
-        available_grams_by_bundle=mapped(catalog.available_grams_by_bundle, int),
-        available_grams_by_project=mapped(catalog.available_grams_by_project, int),
+        available_grams_by_bundle=mapped(inventory.available_grams_by_bundle, int),
+        available_grams_by_project=mapped(inventory.available_grams_by_project, int),
         order_by_id=by_id(offsets.orders_by_ids),
         allocation_details_by_order=mapped(offsets.allocation_details_of_orders, list),
         changes_by_order=mapped(changes_of_orders, list),

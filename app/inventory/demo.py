@@ -15,6 +15,7 @@ from app.accounts.models import Account, Mode
 from app.accounts.service import Principal
 from app.catalog import service as catalog
 from app.catalog.models import Project, ProjectType
+from app.inventory import service as inventory
 from app.units import GRAMS_PER_TONNE
 
 
@@ -113,7 +114,7 @@ async def seed_demo_catalog(session: AsyncSession, account: Account, mode: Mode)
         )
         project_ids[spec.key] = project.id
         for vintage, tonnes in spec.batches:
-            await catalog.add_credit_batch(
+            await inventory.add_stock(
                 session,
                 principal,
                 project_id=project.id,

@@ -1,0 +1,1 @@
+"""The one owner of stock: add credit batches, count what is left, lock and take credits."""
