@@ -198,16 +198,35 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
     parameters = state.parameters
     if isinstance(parameters, list):
         # An ORM bulk UPDATE by primary key: one parameter set per row.
+        # An ORM bulk UPDATE by primary key (one parameter set per row), or a Core executemany
+        # whose WHERE is `primary key = :name`.
         primary = [column.key for column in table.primary_key.columns]
-        if statement.whereclause is not None or len(primary) != 1:
+        if len(primary) != 1:
             return {GLOBAL_SCOPE}
-        if any(primary[0] not in row for row in parameters):
+        key = _primary_key_parameter(statement.whereclause, table.c[primary[0]], primary[0])
+        if key is None or any(key not in row for row in parameters):
             return {GLOBAL_SCOPE}
-        query = query.where(table.c[primary[0]].in_([row[primary[0]] for row in parameters]))
+        query = query.where(table.c[primary[0]].in_([row[key] for row in parameters]))
         parameters = {}
     elif statement.whereclause is not None:
         query = query.where(statement.whereclause)
     return _scopes_of(state.session.execute(query, parameters or {}), columns)
+
+
+def _primary_key_parameter(where: Any, primary: Any, default: str) -> str | None:
+    """The executemany parameter naming each row's primary key: `default` with no WHERE (the
+    ORM's bulk UPDATE by primary key), the bound name for `WHERE <primary> = :name`, else
+    None (rows this module cannot tell)."""
+    if where is None:
+        return default
+    if (
+        isinstance(where, BinaryExpression)
+        and where.operator is operators.eq
+        and where.left is primary
+        and isinstance(where.right, BindParameter)
+    ):
+        return str(where.right.key)
+    return None
 
 
 def _scopes_query(table: Any, columns: tuple[str, str | None]) -> Any:

@@ -1,5 +1,6 @@
 """Data versions: each committing write advances exactly the scopes it wrote, in its transaction."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -164,3 +165,35 @@ def test_read_scopes_cover_the_epoch_every_write_the_account_and_its_mode() -> N
         account_row_scope(account_id),
         account_scope(account_id, Mode.TEST),
     }
+
+
+async def test_a_group_commit_advances_every_committed_unit_even_when_another_rolls_back(
+    db: Database,
+) -> None:
+    # Group commit runs concurrent creates of different accounts as savepoints of one
+    # transaction: a unit's rollback must not drop the scopes the others recorded.
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+
+    async def write_project(session: object, account: Account, fail: bool) -> None:
+        await catalog.create_project(
+            session,  # type: ignore[arg-type]
+            principal_for(account),
+            name=f"Grouped {account.slug}",
+            project_type=ProjectType.BIOCHAR,
+            registry="Puro.earth",
+            registry_id=f"G-{uuid.uuid4().hex[:6]}",
+            country="FI",
+        )
+        if fail:
+            raise RuntimeError("this unit fails")
+
+    results = await asyncio.gather(
+        db.grouped(lambda session: write_project(session, acme, False)),
+        db.grouped(lambda session: write_project(session, other, True)),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], RuntimeError)
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert account_scope(acme.id, Mode.TEST) in advanced(before, after)
