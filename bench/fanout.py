@@ -75,8 +75,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(database_url: str) -> Iterator[Server]:
-    port = free_port()
+def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
+    port = port or free_port()
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     env = {
         **os.environ,
@@ -284,7 +284,7 @@ async def burst(
 
 
 async def run(database_url: str, arguments: argparse.Namespace) -> None:
-    with serve(database_url) as server:
+    with serve(database_url, arguments.port) as server:
         key = demo_test_key(server.log.read_text())
         if arguments.sockets:
             await idle_sockets(server, key, arguments.sockets)
@@ -303,6 +303,7 @@ def main() -> None:
         help="orders per second, spread evenly (default: as fast as 10 at a time go)",
     )
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--port", type=int, help="the server's port (default: a free one)")
     arguments = parser.parse_args()
     name = asyncio.run(postgres_database()) if arguments.database == "postgresql" else None
     if name is None:
