@@ -19,17 +19,21 @@ against a real server (tests/e2e) runs through it.
 
 It also offers the application a synchronous text-frame write, `scope["extensions"]
 [SEND_TEXT_NOW]`, for live-event fan-out (app/graphql/events.py): the ASGI `send` costs a
-coroutine and its checks per frame, and this write refuses instead of waiting when the socket
-already holds `SOCKET_BUFFER_LIMIT` unsent bytes, so the caller can fall back to a path that
-waits (the feed's catch-up from the outbox).
+coroutine and its checks per frame, websockets' frame serializer a few microseconds more, and
+this write refuses instead of waiting when the socket already holds `SOCKET_BUFFER_LIMIT`
+unsent bytes, so the caller can fall back to a path that waits (the feed's catch-up from the
+outbox). Its frames are never compressed, even when the client negotiated permessage-deflate:
+RFC 7692 lets any message go uncompressed (RSV1 clear), and compressing one event per socket
+would cost more than the rest of its delivery. A frame is whole and unfragmented, so it can
+sit between frames uvicorn writes.
 """
 
 import asyncio
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
 from websockets.http11 import Request
+from websockets.protocol import State
 
 PROTOCOL_PATH = "app.websocket_writes:CoalescingWebSocketProtocol"
 SEND_TEXT_NOW = "carbon_gateway.websocket.send_text_now"
@@ -76,6 +80,9 @@ class CoalescingTransport:
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._pending_bytes
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -97,13 +104,21 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         """Write one text frame of UTF-8 `data` now; False, writing nothing, when the socket
         holds SOCKET_BUFFER_LIMIT unsent bytes. A socket that is closing or gone takes
         nothing and answers True: there is nothing to wait for."""
-        if not self.handshake_complete or self.close_sent or self.transport.is_closing():
+        transport = self.transport
+        if self.close_sent or self.conn.state is not State.OPEN or transport.is_closing():
             return True
-        if self.transport.get_write_buffer_size() > SOCKET_BUFFER_LIMIT:
+        if transport.get_write_buffer_size() > SOCKET_BUFFER_LIMIT:
             return False
-        try:
-            self.conn.send_text(data)
-        except InvalidState:
-            return True
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        transport.write(text_frame_header(len(data)))
+        transport.write(data)
         return True
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of a final, unmasked, uncompressed text frame (RFC 6455 5.2) of `length`
+    bytes, as a server sends it."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")

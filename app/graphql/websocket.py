@@ -210,16 +210,10 @@ class _Guard:
     def live_frames(
         self, operation_id: str, message_type: str, is_current: Callable[[], bool]
     ) -> None:
-        """Let the operation running in this task have its events written directly."""
+        """Let the operation running in this task have its events written directly while
+        `is_current` (it is still running and the socket is not closing)."""
         if self.send_text_now is not None:
-            LIVE_FRAMES.set(
-                LiveFrames(
-                    operation_id,
-                    message_type,
-                    self.send_text_now,
-                    lambda: not self.closed and is_current(),
-                )
-            )
+            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.send_text_now, is_current))
 
     @staticmethod
     def note_sent(message: Mapping[str, Any], data_type: str) -> None:
@@ -334,8 +328,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Runs in the operation's own task: its subscription's frames are its own.
-        self.guard.live_frames(
-            operation.id, "next", lambda: self.operations.get(operation.id) is operation
+        guard, operations = self.guard, self.operations
+        guard.live_frames(
+            operation.id,
+            "next",
+            lambda: not guard.closed and operations.get(operation.id) is operation,
         )
         await super().run_operation(operation)
 
@@ -425,8 +422,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         variables: dict[str, object] | None,
     ) -> None:
         # Runs in the operation's own task: its subscription's frames are its own.
-        task = asyncio.current_task()
-        self.guard.live_frames(operation_id, "data", lambda: self.tasks.get(operation_id) is task)
+        guard, tasks, task = self.guard, self.tasks, asyncio.current_task()
+        guard.live_frames(
+            operation_id, "data", lambda: not guard.closed and tasks.get(operation_id) is task
+        )
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
