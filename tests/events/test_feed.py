@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from app.accounts.models import Account, Mode
+from app.accounts.service import Principal
 from app.db import Database
 from app.events.broker import MemoryBroker
 from app.events.feed import Delivery, EventFeed, Subscriber
@@ -26,6 +27,14 @@ async def _place(
     return [await place_one_tonne(db, admin) for _ in range(count)]
 
 
+async def _stocked_account(db: Database) -> tuple[Account, Principal]:
+    """An account with 100 t of stock, and its admin principal in test mode."""
+    account = await make_account(db)
+    admin = principal_for(account)
+    await stock_of_tonnes(db, admin, [100])
+    return account, admin
+
+
 async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
     seen: list[int] = []
     deliveries: AsyncIterator[Delivery[OffsetOrder]] = subscriber.deliveries()
@@ -38,9 +47,7 @@ async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
 async def test_after_sequence_replays_exactly_what_followed_then_continues_live(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes)
     await _place(db, 6, account=account)
@@ -57,9 +64,7 @@ async def test_after_sequence_replays_exactly_what_followed_then_continues_live(
 async def test_a_slow_subscriber_catches_up_from_the_outbox_without_holding_up_others(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes, queue_size=3)
     try:
@@ -83,9 +88,7 @@ async def test_a_slow_subscriber_catches_up_from_the_outbox_without_holding_up_o
 async def test_events_published_by_another_process_arrive_by_polling_the_outbox(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     feed = EventFeed(db, MemoryBroker(), offsets.orders_of_changes, poll_seconds=0.05)
     other_process = MemoryBroker()  # e.g. a separate worker without Redis: its ring is unheard
     try:
@@ -169,9 +172,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 async def test_caught_up_subscribers_are_written_directly_one_rendering_per_group(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes)
     renderings: list[int] = []
@@ -205,9 +206,7 @@ async def test_caught_up_subscribers_are_written_directly_one_rendering_per_grou
 async def test_a_directly_written_subscriber_without_room_catches_up_then_is_written_again(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes)
     full = RecordingSink("a", [], room=2)
