@@ -3,6 +3,7 @@ commit-to-delivery latency, and an ordinary query's latency during the burst.
 
     .venv/bin/python -m bench.fanout [--sockets 5000] [--subscribers 1000] [--orders 100]
                                      [--rate ORDERS_PER_SECOND] [--database postgresql|sqlite]
+                                     [--port PORT]
 
 1. Opens `--sockets` idle graphql-transport-ws connections (acknowledged, no subscription)
    and reports the server's resident memory per socket.
@@ -13,7 +14,7 @@ commit-to-delivery latency, and an ordinary query's latency during the burst.
    second of server CPU time (steadier than wall-clock time on a shared machine), the p50/p99
    of commit → delivery (`occurredAt`, set in the committing transaction, to the moment the
    client reads the message), and the p50/p99 of a small `order(id)` query sent every 20 ms
-   over HTTP meanwhile.
+   over HTTP meanwhile, from a process of its own.
 
 The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
@@ -24,6 +25,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import statistics
 import subprocess
@@ -192,17 +195,28 @@ async def read_deliveries(socket: ClientConnection, deliveries: Deliveries) -> N
             deliveries.done.set()
 
 
-async def query_latencies(
-    http: httpx.AsyncClient, order_id: str, stop: asyncio.Event
-) -> list[float]:
+def query_latencies(
+    base_url: str,
+    key: str,
+    order_id: str,
+    ready: "multiprocessing.synchronize.Event",
+    stop: "multiprocessing.synchronize.Event",
+    results: "multiprocessing.Queue[list[float]]",
+) -> None:
+    """Times the ordinary query every 20 ms until `stop`, in a process of its own: in this
+    one, its responses would wait behind the subscribers' backlog of messages to parse."""
     latencies = []
-    while not stop.is_set():
-        started = time.perf_counter()
-        response = await http.post("/graphql", json={"query": QUERY, "variables": {"id": order_id}})
-        assert response.status_code == 200, response.text
-        latencies.append(time.perf_counter() - started)
-        await asyncio.sleep(0.02)
-    return latencies
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        while not stop.is_set():
+            started = time.perf_counter()
+            body = {"query": QUERY, "variables": {"id": order_id}}
+            response = http.post("/graphql", json=body)
+            assert response.status_code == 200, response.text
+            latencies.append(time.perf_counter() - started)
+            ready.set()
+            time.sleep(0.02)
+    results.put(latencies)
 
 
 async def burst(
@@ -235,8 +249,16 @@ async def burst(
         await asyncio.sleep(0.5)  # and the probes' FULFILLED are out of the way
         deliveries.measuring = True
 
-        stop = asyncio.Event()
-        ordinary = asyncio.create_task(query_latencies(http, probe_id, stop))
+        processes = multiprocessing.get_context("spawn")
+        ready, stop = processes.Event(), processes.Event()
+        results: multiprocessing.Queue[list[float]] = processes.Queue()
+        timer = processes.Process(
+            target=query_latencies,
+            args=(server.base_url, key, probe_id, ready, stop, results),
+        )
+        timer.start()
+        # Started once the timing process is up and querying.
+        assert await asyncio.to_thread(ready.wait, 30), "the query timer did not start"
         limit = asyncio.Semaphore(PLACE_CONCURRENTLY)
 
         async def place() -> None:
@@ -261,7 +283,8 @@ async def burst(
         cpu = server.cpu_seconds() - cpu_before
         client_cpu = time.process_time() - client_cpu_before
         stop.set()
-        query_times = await ordinary
+        query_times = await asyncio.to_thread(results.get, timeout=60)
+        timer.join()
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
