@@ -363,25 +363,22 @@ class EventFeed(Generic[Subject]):
             self._writable.clear()
             while self._to_write:
                 delivery, subscribers = self._to_write.popleft()
+                sequence = delivery.sequence
                 rendered: dict[Hashable, bytes] = {}
                 for subscriber in subscribers:
                     sink = subscriber.sink
                     # It may have fallen behind, caught up past this event, or left meanwhile.
-                    if (
-                        not subscriber.direct
-                        or sink is None
-                        or delivery.sequence <= subscriber.last
-                    ):
+                    if not subscriber.direct or sink is None or sequence <= subscriber.last:
                         continue
                     try:
                         frame = rendered.get(sink.group)
                         if frame is None:
                             frame = rendered[sink.group] = await sink.render(delivery)
                             # The rendering awaited: it may have fallen behind (and even caught up).
-                            if not subscriber.direct or delivery.sequence <= subscriber.last:
+                            if not subscriber.direct or sequence <= subscriber.last:
                                 continue
                         if sink.write(frame):
-                            subscriber.last = delivery.sequence
+                            subscriber.last = sequence
                         else:
                             subscriber.fall_behind()
                     except Exception:
