@@ -16,14 +16,30 @@ bounded by what the application sent in that turn. `carbon-gateway serve` passes
 uvicorn by its import path; it replaces uvicorn's `transport` attribute only, in
 `connection_made`. tests/test_websocket_writes.py checks the coalescing; every WebSocket test
 against a real server (tests/e2e) runs through it.
+
+It also offers the application a synchronous text-frame write, `scope["extensions"]
+[SEND_TEXT_NOW]`, for live-event fan-out (app/graphql/events.py): the ASGI `send` costs a
+coroutine and its checks per frame, websockets' frame serializer a few microseconds more, and
+this write refuses instead of waiting when the socket already holds `SOCKET_BUFFER_LIMIT`
+unsent bytes, so the caller can fall back to a path that waits (the feed's catch-up from the
+outbox). Its frames are never compressed, even when the client negotiated permessage-deflate:
+RFC 7692 lets any message go uncompressed (RSV1 clear), and compressing one event per socket
+would cost more than the rest of its delivery. A frame is whole and unfragmented, so it can
+sit between frames uvicorn writes.
 """
 
 import asyncio
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
 
 PROTOCOL_PATH = "app.websocket_writes:CoalescingWebSocketProtocol"
+SEND_TEXT_NOW = "carbon_gateway.websocket.send_text_now"
+# Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
+# of 200 events for 20 subscriptions.
+SOCKET_BUFFER_LIMIT = 1 << 20
 
 
 class CoalescingTransport:
@@ -33,6 +49,7 @@ class CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -40,12 +57,14 @@ class CoalescingTransport:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._pending_bytes += len(data)
 
     def flush(self) -> None:
         if not self._pending:
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending = []
+        self._pending_bytes = 0
         if not self._transport.is_closing():
             self._transport.write(data)
 
@@ -55,10 +74,14 @@ class CoalescingTransport:
 
     def abort(self) -> None:
         self._pending = []
+        self._pending_bytes = 0
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._transport.get_write_buffer_size() + self._pending_bytes
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -70,3 +93,32 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport = cast(
             asyncio.Transport, CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         )
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # absent when the handshake was refused
+        if scope is not None:
+            scope["extensions"][SEND_TEXT_NOW] = self.send_text_now
+
+    def send_text_now(self, data: bytes) -> bool:
+        """Write one text frame of UTF-8 `data` now; False, writing nothing, when the socket
+        holds SOCKET_BUFFER_LIMIT unsent bytes. A socket that is closing or gone takes
+        nothing and answers True: there is nothing to wait for."""
+        transport = self.transport
+        if self.close_sent or self.conn.state is not State.OPEN or transport.is_closing():
+            return True
+        if transport.get_write_buffer_size() > SOCKET_BUFFER_LIMIT:
+            return False
+        transport.write(text_frame_header(len(data)))
+        transport.write(data)
+        return True
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of a final, unmasked, uncompressed text frame (RFC 6455 5.2) of `length`
+    bytes, as a server sends it."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")

@@ -1,9 +1,12 @@
 """The WebSocket transport's write coalescing (app/websocket_writes.py): a loop turn's writes
-leave as one, in order, and closing sends what is pending first."""
+leave as one, in order, and closing sends what is pending first; direct text frames are
+framed as websockets frames them."""
 
 import asyncio
 
-from app.websocket_writes import CoalescingTransport
+from websockets.frames import Frame, Opcode
+
+from app.websocket_writes import CoalescingTransport, text_frame_header
 
 
 class RecordingTransport(asyncio.Transport):
@@ -73,3 +76,10 @@ async def test_over_a_real_socket_the_bytes_arrive_whole_and_in_order() -> None:
             coalescing.write(frame)
         coalescing.close()
         assert await asyncio.wait_for(received.get(), 5) == b"".join(frames)
+
+
+def test_direct_text_frame_headers_are_those_websockets_would_write() -> None:
+    for length in (0, 125, 126, 65_535, 65_536, 200_000):
+        data = b"x" * length
+        expected = Frame(Opcode.TEXT, data).serialize(mask=False)
+        assert text_frame_header(length) + data == expected, length

@@ -3,12 +3,18 @@ process's event feed (app/events/feed.py), which holds the delivery guarantee.
 
 Fan-out cost: an event is mapped to `OrderStatusChange` once per process, and executed once per
 group of subscribers that sent the same document and variables in the same scope
-(`SharedEventExecution`); each subscriber then only encodes and sends the shared result.
+(`SharedEventExecution`). A subscription's first event goes out the ordinary way, through
+Strawberry's layers; from then on, while it keeps up, the feed writes its frames itself
+(`LiveFrames`): the group's result is encoded once, and each frame is that shared payload
+between the subscription's own prefix (its id and message type) and suffix (its
+`extensions`, fixed when it started: the cost charged then).
 """
 
 import asyncio
+import contextvars
 import dataclasses
-from collections.abc import AsyncGenerator, Hashable
+import inspect
+from collections.abc import AsyncGenerator, Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +26,7 @@ from app.errors import InvalidInput, NotFound
 from app.events import service as events
 from app.events.feed import Delivery
 from app.graphql.context import Info
+from app.graphql.extensions import classify, debug_enabled
 from app.graphql.offsets import Order, OrderState, order_state
 from app.graphql.relay import parse_global_id
 from app.offsets import models as order_models
@@ -94,11 +101,15 @@ class EventSubscriptions:
                 )
         # The context is the socket's: its subscriptions are offered each event together.
         connection = id(info.context)
+        frames = LIVE_FRAMES.get()
         async with background.feed.subscribe(
             principal, wanted, after_sequence, connection
         ) as subscriber:
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)
+                # Back here, that event was sent: the frames know how to write the next ones.
+                if frames is not None and subscriber.sink is None and frames.ready:
+                    subscriber.sink = frames
 
 
 class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
@@ -112,6 +123,9 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
         # A subscriber whose group already has this event's result skips even the copy of
         # the executor that graphql-core makes per event.
         if isinstance(payload, OrderStatusChange):
+            frames = LIVE_FRAMES.get()
+            if frames is not None and frames.executor is None:
+                frames.attach(self)
             key = self._sharing_key()
             if key is not None and (shared := payload.executions.get(key)) is not None:
                 return _AlreadyExecuted(shared)
@@ -167,3 +181,70 @@ class _AlreadyExecuted:
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         return self.result
+
+
+# The frames of the subscription running in this task (set by app/graphql/websocket.py).
+LIVE_FRAMES: contextvars.ContextVar["LiveFrames | None"] = contextvars.ContextVar(
+    "live_frames", default=None
+)
+
+
+class LiveFrames:
+    """One subscription's socket as the feed's direct sink (app/events/feed.py `DirectSink`):
+    ready once its first event went out the ordinary way, which gave its executor (to render
+    events for its group) and its payload's own `extensions`."""
+
+    def __init__(
+        self,
+        operation_id: str,
+        message_type: str,
+        send_now: Callable[[bytes], bool],
+        is_current: Callable[[], bool],
+    ) -> None:
+        self._prefix = (
+            b"".join(
+                (b'{"id":', orjson.dumps(operation_id), b',"type":', orjson.dumps(message_type))
+            )
+            + b',"payload":'
+        )
+        self._send_now = send_now
+        self._is_current = is_current
+        self._suffix: bytes | None = None
+        self.executor: SharedEventExecution | None = None
+        self.group: Hashable | None = None
+
+    def attach(self, executor: "SharedEventExecution") -> None:
+        """The subscription's own executor (from its first event), to render later ones."""
+        self.executor = executor
+        self.group = executor._sharing_key()
+
+    def note_payload(self, payload: Mapping[str, Any]) -> None:
+        """The payload of a frame sent the ordinary way: the first one gives the suffix."""
+        if self._suffix is None:
+            extensions = payload.get("extensions")
+            own = b',"extensions":' + orjson.dumps(extensions) if extensions else b""
+            self._suffix = own + b"}}"
+
+    @property
+    def ready(self) -> bool:
+        return self._suffix is not None and self.group is not None
+
+    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes:
+        """The payload shared by the group, without its closing brace."""
+        assert self.executor is not None
+        executor = self.executor.build_per_event_executor(OrderStatusChange.of(delivery))
+        result = executor.execute_operation(False)
+        if inspect.isawaitable(result):
+            result = await result
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            debug = debug_enabled(self.executor.context_value)
+            result.errors[:] = [classify(error, debug=debug) for error in result.errors]
+            payload["errors"] = [error.formatted for error in result.errors]
+        return orjson.dumps(payload)[:-1]
+
+    def write(self, rendered: bytes) -> bool:
+        if not self._is_current():
+            return True  # completed, or its socket is closing: nothing more goes out for it
+        assert self._suffix is not None
+        return self._send_now(b"".join((self._prefix, rendered, self._suffix)))

@@ -19,6 +19,7 @@ from strawberry.http.exceptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -41,8 +42,10 @@ from app.config import Settings
 from app.db import Database
 from app.errors import ErrorCode
 from app.graphql.context import Context
+from app.graphql.events import LIVE_FRAMES, LiveFrames
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
+from app.websocket_writes import SEND_TEXT_NOW
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,24 @@ class _Guard:
         self.stop_operations = stop_operations
         self.key_id: uuid.UUID | None = None
         self.closed = False
+        scope = context.request.scope if context.request is not None else {}
+        extensions = scope.get("extensions") or {}
+        # The server's synchronous frame write (app/websocket_writes.py), when it has one.
+        self.send_text_now: Callable[[bytes], bool] | None = extensions.get(SEND_TEXT_NOW)
+
+    def live_frames(
+        self, operation_id: str, message_type: str, is_current: Callable[[], bool]
+    ) -> None:
+        """Let the operation running in this task have its events written directly while
+        `is_current` (it is still running and the socket is not closing)."""
+        if self.send_text_now is not None:
+            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.send_text_now, is_current))
+
+    @staticmethod
+    def note_sent(message: Mapping[str, Any], data_type: str) -> None:
+        """A result frame about to go out the ordinary way, for the frames of its task."""
+        if message.get("type") == data_type and (frames := LIVE_FRAMES.get()) is not None:
+            frames.note_payload(message.get("payload") or {})
 
     def register(self, socket: GuardedSocket) -> None:
         if self.key_id is None and self.context.principal is not None:
@@ -305,6 +326,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_subscribe(message)
 
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # Runs in the operation's own task: its subscription's frames are its own.
+        guard, operations = self.guard, self.operations
+        guard.live_frames(
+            operation.id,
+            "next",
+            lambda: not guard.closed and operations.get(operation.id) is operation,
+        )
+        await super().run_operation(operation)
+
     async def handle_task_exception(self, error: Exception) -> None:
         # A client that goes away mid-send is not an error of ours.
         if isinstance(error, WebSocketDisconnected):
@@ -317,6 +348,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def send_message(self, message: Message) -> None:
         if not self.guard.closed:
+            self.guard.note_sent(message, "next")
             await super().send_message(message)
 
     async def close_socket(self, code: int, reason: str) -> None:
@@ -382,8 +414,23 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         await super().handle_start(message)
 
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # Runs in the operation's own task: its subscription's frames are its own.
+        guard, tasks, task = self.guard, self.tasks, asyncio.current_task()
+        guard.live_frames(
+            operation_id, "data", lambda: not guard.closed and tasks.get(operation_id) is task
+        )
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
     async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
         if not self.guard.closed:
+            self.guard.note_sent(message, "data")
             await super().send_message(cast(OperationMessage, message))
 
     async def close_socket(self, code: int, reason: str) -> None:

@@ -1,15 +1,16 @@
 """Fan-out shares work between subscribers only where the answer is the same: same document,
-same variables, same scope. Everything else gets its own result."""
+same variables, same scope. Everything else gets its own result. Frames the feed writes
+directly read like those Strawberry sends."""
 
 import asyncio
 import json
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.conftest import RunningServer
-from tests.e2e.test_subscriptions import create_order, open_transport_ws, receive
+from tests.e2e.test_subscriptions import create_order, open_transport_ws, receive, ws_url
 
 STATES = "subscription { orderStatusChanged { sequence state } }"
 MASSES = "subscription { orderStatusChanged { sequence order { id mass { amount } } } }"
@@ -77,3 +78,64 @@ async def test_each_subscription_gets_its_own_shape_scope_and_filter(
     assert on_live["states"]["sequence"] > on_test["states"]["sequence"]  # the live order's
     assert on_live["states"]["state"] == "PLACED"
     assert live_order != test_order
+
+
+async def open_legacy_ws(server: RunningServer, key: str) -> ClientConnection:
+    socket = await connect(ws_url(server), subprotocols=["graphql-ws"])  # type: ignore[list-item]
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+    assert (await receive(socket))["type"] == "connection_ack"
+    return socket
+
+
+async def frames_of(socket: ClientConnection, orders: set[str], count: int) -> list[Any]:
+    """The next `count` result frames about `orders` (keep-alives and other orders skipped)."""
+    frames: list[Any] = []
+    while len(frames) < count:
+        message = await receive(socket)
+        if message["type"] in ("next", "data"):
+            if message["payload"]["data"]["orderStatusChanged"]["order"]["id"] in orders:
+                frames.append(message)
+        else:
+            assert message["type"] == "ka", message
+    return frames
+
+
+async def test_frames_the_feed_writes_itself_read_like_the_first_on_both_protocols(
+    server: RunningServer,
+) -> None:
+    """A subscription's first event goes through Strawberry; the following ones, written by
+    the feed directly (app/graphql/events.py LiveFrames), must carry the same message shape and
+    the subscription's own `extensions` (its cost), in order, exactly once."""
+    key = server.demo_key("test", "standard")
+    document = "subscription { orderStatusChanged { sequence state order { id } } }"
+    transport = await open_transport_ws(server, key)
+    legacy = await open_legacy_ws(server, key)
+    orders: set[str] = set()
+    try:
+        await start(transport, "a", document)
+        await start(transport, "b", document)
+        await legacy.send(json.dumps({"id": "c", "type": "start", "payload": {"query": document}}))
+        await asyncio.sleep(0.5)
+        for kilograms in ("3", "4", "6"):
+            orders.add(order := await create_order(server, key, kilograms))
+            await fulfilled(server, key, order)
+        on_transport = await frames_of(transport, orders, 12)
+        on_legacy = await frames_of(legacy, orders, 6)
+    finally:
+        await transport.close()
+        await legacy.close()
+    for frames, kind, ids in ((on_transport, "next", {"a", "b"}), (on_legacy, "data", {"c"})):
+        assert {frame["id"] for frame in frames} == ids
+        for operation_id in ids:
+            own = [frame for frame in frames if frame["id"] == operation_id]
+            assert [set(frame) for frame in own] == [{"id", "type", "payload"}] * 6
+            assert {frame["type"] for frame in own} == {kind}
+            assert [set(frame["payload"]) for frame in own] == [{"data", "extensions"}] * 6
+            assert own[0]["payload"]["extensions"]["cost"]["requestedQueryCost"] > 0
+            assert all(
+                frame["payload"]["extensions"] == own[0]["payload"]["extensions"] for frame in own
+            )
+            changes = [frame["payload"]["data"]["orderStatusChanged"] for frame in own]
+            sequences = [change["sequence"] for change in changes]
+            assert sequences == sorted(set(sequences))
+            assert [change["state"] for change in changes] == ["PLACED", "FULFILLED"] * 3

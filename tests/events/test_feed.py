@@ -1,10 +1,13 @@
-"""The per-process event feed: exactly once, in order, with replay, overflow and polling."""
+"""The per-process event feed: exactly once, in order, with replay, overflow, polling and
+direct writes."""
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from app.accounts.models import Account, Mode
+from app.accounts.service import Principal
 from app.db import Database
 from app.events.broker import MemoryBroker
 from app.events.feed import Delivery, EventFeed, Subscriber
@@ -24,6 +27,14 @@ async def _place(
     return [await place_one_tonne(db, admin) for _ in range(count)]
 
 
+async def _stocked_account(db: Database) -> tuple[Account, Principal]:
+    """An account with 100 t of stock, and its admin principal in test mode."""
+    account = await make_account(db)
+    admin = principal_for(account)
+    await stock_of_tonnes(db, admin, [100])
+    return account, admin
+
+
 async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
     seen: list[int] = []
     deliveries: AsyncIterator[Delivery[OffsetOrder]] = subscriber.deliveries()
@@ -36,9 +47,7 @@ async def _take(subscriber: Subscriber[OffsetOrder], count: int) -> list[int]:
 async def test_after_sequence_replays_exactly_what_followed_then_continues_live(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes)
     await _place(db, 6, account=account)
@@ -55,9 +64,7 @@ async def test_after_sequence_replays_exactly_what_followed_then_continues_live(
 async def test_a_slow_subscriber_catches_up_from_the_outbox_without_holding_up_others(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     broker = MemoryBroker()
     feed = EventFeed(db, broker, offsets.orders_of_changes, queue_size=3)
     try:
@@ -81,9 +88,7 @@ async def test_a_slow_subscriber_catches_up_from_the_outbox_without_holding_up_o
 async def test_events_published_by_another_process_arrive_by_polling_the_outbox(
     db: Database,
 ) -> None:
-    account = await make_account(db)
-    admin = principal_for(account)
-    await stock_of_tonnes(db, admin, [100])
+    account, admin = await _stocked_account(db)
     feed = EventFeed(db, MemoryBroker(), offsets.orders_of_changes, poll_seconds=0.05)
     other_process = MemoryBroker()  # e.g. a separate worker without Redis: its ring is unheard
     try:
@@ -123,3 +128,113 @@ async def test_subscribers_see_only_their_scope_and_their_order(db: Database) ->
     assert live_delivery.order.id == live_order
     assert firsts == [test_order, watched]
     assert watched_delivery.change.order_id == watched
+
+
+class RecordingSink:
+    """A client the feed writes to directly: renders an event as its sequence, counts the
+    renderings, and has room for `room` frames (then refuses, as a full socket does)."""
+
+    def __init__(self, group: str, renderings: list[int], room: int = 1_000) -> None:
+        self.group = group
+        self.renderings = renderings
+        self.room = room
+        self.frames: list[int] = []
+
+    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes:
+        self.renderings.append(delivery.sequence)
+        return str(delivery.sequence).encode()
+
+    def write(self, rendered: bytes) -> bool:
+        if len(self.frames) >= self.room:
+            return False
+        self.frames.append(int(rendered))
+        return True
+
+
+async def _deliver_through(
+    subscriber: Subscriber[OffsetOrder], sink: RecordingSink, received: list[int]
+) -> None:
+    """A subscription's task: the first delivery it handles itself, then it hands the feed
+    its sink, as the GraphQL layer does once a first frame went out."""
+    async for delivery in subscriber.deliveries():
+        received.append(delivery.sequence)
+        subscriber.sink = sink
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_caught_up_subscribers_are_written_directly_one_rendering_per_group(
+    db: Database,
+) -> None:
+    account, admin = await _stocked_account(db)
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    renderings: list[int] = []
+    sinks = [RecordingSink(group, renderings) for group in ("a", "a", "a", "b")]
+    received: list[list[int]] = [[] for _ in sinks]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            subscribers = [
+                await stack.enter_async_context(feed.subscribe(admin, None, after=None))
+                for _ in sinks
+            ]
+            tasks = [
+                asyncio.create_task(_deliver_through(subscriber, sink, seen))
+                for subscriber, sink, seen in zip(subscribers, sinks, received, strict=True)
+            ]
+            await _place(db, 1, account=account)
+            await relay_pending(db, broker)  # 1: through each subscriber's task
+            await _until(lambda: all(subscriber.direct for subscriber in subscribers))
+            await _place(db, 5, account=account)
+            await relay_pending(db, broker)  # 2..6: written by the feed
+            await _until(lambda: all(len(sink.frames) == 5 for sink in sinks))
+            for task in tasks:
+                task.cancel()
+    finally:
+        await feed.close()
+    assert received == [[1]] * 4
+    assert [sink.frames for sink in sinks] == [[2, 3, 4, 5, 6]] * 4
+    assert sorted(renderings) == sorted([2, 3, 4, 5, 6] * 2)  # once per event for each group
+
+
+async def test_a_directly_written_subscriber_without_room_catches_up_then_is_written_again(
+    db: Database,
+) -> None:
+    account, admin = await _stocked_account(db)
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    full = RecordingSink("a", [], room=2)
+    roomy = RecordingSink("a", [])
+    received: list[int] = []
+    other_received: list[int] = []
+    try:
+        async with (
+            feed.subscribe(admin, None, after=None) as slow,
+            feed.subscribe(admin, None, after=None) as fast,
+        ):
+            slow_task = asyncio.create_task(_deliver_through(slow, full, received))
+            fast_task = asyncio.create_task(_deliver_through(fast, roomy, other_received))
+            await _place(db, 1, account=account)
+            await relay_pending(db, broker)  # 1 through the tasks
+            await _until(lambda: slow.direct and fast.direct)
+            await _place(db, 4, account=account)
+            await relay_pending(db, broker)  # 2, 3 written; 4 refused: 4, 5 from the outbox
+            await _until(lambda: received == [1, 4, 5] and slow.direct)
+            full.room = 10
+            await _place(db, 2, account=account)
+            await relay_pending(db, broker)  # 6, 7 written directly again
+            await _until(lambda: len(full.frames) == 4 and len(roomy.frames) == 6)
+            slow_task.cancel()
+            fast_task.cancel()
+    finally:
+        await feed.close()
+    assert full.frames == [2, 3, 6, 7]
+    assert slow.catch_ups == 1
+    assert roomy.frames == [2, 3, 4, 5, 6, 7]  # the slow one held up nobody
+    assert other_received == [1]
