@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import RunningServer, launch
 
@@ -35,8 +34,6 @@ def port_in_range(taken: set[int]) -> int:
 def two_servers(
     database_url: str, tmp_path: Path, **env: str
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
-    if database_url.startswith("sqlite"):
-        pytest.skip("several server processes share a database on PostgreSQL")
     # No workers: nothing but the test's own requests writes.
     options = {"CG_RUN_WORKER": "false", "CG_DEBUG": "true", **env}
     first = port_in_range(set())
