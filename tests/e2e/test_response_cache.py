@@ -1,6 +1,6 @@
-"""Two server processes on one PostgreSQL database, each with its own in-memory response cache:
-a write through one is seen by the very next read through the other, which had cached the old
-answer."""
+"""Two server processes on one database (PostgreSQL, or one SQLite file), each with its own
+in-memory response cache: a write through one is seen by the very next read through the other,
+which had cached the old answer."""
 
 import socket
 from collections.abc import Iterator
