@@ -4,7 +4,8 @@ What is cached: the `data` of a query over HTTP that ran without errors. Mutatio
 subscriptions and WebSocket operations are never cached, nor an answer with errors.
 
 The key: everything the result depends on — the principal's scope (account, mode,
-subaccount, admin role), the document's SHA-256, `operationName`, the variables, the public
+subaccount, admin role; the account and subaccount rows as the principal holds them, since
+principals are cached for a few seconds and `viewer` answers from them), the document's SHA-256, `operationName`, the variables, the public
 base URL certificate links are built from (CG_PUBLIC_URL, else the request's host), whether
 introspection is on, the schema and the database — and the current versions of the data
 scopes the principal may read (app/data_versions.py: its account in its mode, its account
@@ -153,9 +154,12 @@ class ResponseCache:
         material = orjson.dumps(
             [
                 self.namespace,
-                str(principal.account_id),
+                # The rows themselves, not their ids: a principal is cached for a few
+                # seconds (app/accounts/principals.py), and an answer computed from an older
+                # account row must not be stored under the versions that row's change advanced.
+                principal.account.model_dump(mode="json"),
                 principal.mode.value,
-                str(principal.subaccount_id or ""),
+                principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
                 principal.is_admin,
                 settings.public_url or request_base_url,
                 settings.introspection,
