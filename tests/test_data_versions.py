@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from sqlalchemy import insert, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app.accounts import service as accounts
@@ -163,4 +164,26 @@ def test_read_scopes_cover_the_epoch_every_write_the_account_and_its_mode() -> N
         GLOBAL_SCOPE,
         account_row_scope(account_id),
         account_scope(account_id, Mode.TEST),
+    }
+
+
+async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Database) -> None:
+    acme = await make_account(db)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await catalog.create_project(
+            session,
+            principal_for(acme),
+            name="Kept",
+            project_type=ProjectType.BIOCHAR,
+            registry="Puro.earth",
+            registry_id="P-8",
+            country="FI",
+        )
+        with pytest.raises(IntegrityError):  # a savepoint that rolls back
+            async with session.begin_nested():
+                session.add(Account(name="Dup", slug="acme"))
+                await session.flush()
+    assert advanced(before, await versions(db, (acme, Mode.TEST))) == {
+        account_scope(acme.id, Mode.TEST)
     }
