@@ -73,3 +73,20 @@ async def test_a_shared_session_serves_one_use_at_a_time_and_survives_a_failed_r
     # On PostgreSQL the failed statement aborted that transaction: this is another session.
     assert await read() == 1
     await reads.close()
+
+
+async def test_a_quote_reads_through_the_operations_connection(
+    db: Database, account: Account, gql: GraphQLClient
+) -> None:
+    """A quote is a query field: it must not take a second connection while its operation
+    holds the shared one (N concurrent such queries on a pool of N would each hold one and
+    wait for another, until the pool's timeout)."""
+    await seed_catalog(db, account)
+    await gql.execute("{ viewer { mode } }")  # the key's principal is cached from here on
+    query = """{ projects { edges { node { name } } }
+      quoteByMass(input: {mass: {amount: "1", unit: T}}) { quote { totalCost { amount } } } }"""
+    with counting_checkouts(db) as checkouts:
+        body = await gql.execute(query)
+    assert "errors" not in body, body
+    assert body["data"]["quoteByMass"]["quote"]["totalCost"]["amount"] == "16.00"
+    assert len(checkouts) == 1
