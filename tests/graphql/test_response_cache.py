@@ -406,4 +406,3 @@ async def test_an_account_changed_by_another_process_is_never_served_from_an_old
         later = (await _ask(cached, test_key, query)).json()
     assert fresh["viewer"]["account"]["status"] == "SUSPENDED"
     assert later["data"] == fresh, later["extensions"]["cache"]
-
