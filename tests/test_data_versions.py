@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode
@@ -167,6 +168,12 @@ def test_read_scopes_cover_the_epoch_every_write_the_account_and_its_mode() -> N
     }
 
 
+async def add_in_a_savepoint(session: AsyncSession, row: object) -> None:
+    async with session.begin_nested():
+        session.add(row)
+        await session.flush()
+
+
 async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Database) -> None:
     acme = await make_account(db)
     before = await versions(db, (acme, Mode.TEST))
@@ -181,9 +188,7 @@ async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Da
             country="FI",
         )
         with pytest.raises(IntegrityError):  # a savepoint that rolls back
-            async with session.begin_nested():
-                session.add(Account(name="Dup", slug="acme"))
-                await session.flush()
+            await add_in_a_savepoint(session, Account(name="Dup", slug="acme"))
     assert advanced(before, await versions(db, (acme, Mode.TEST))) == {
         account_scope(acme.id, Mode.TEST)
     }

@@ -3,13 +3,14 @@
 What is cached: the `data` of a query over HTTP that ran without errors. Mutations,
 subscriptions and WebSocket operations are never cached, nor an answer with errors.
 
-The key: everything the result depends on — the principal's scope (account, mode,
-subaccount, admin role; the account and subaccount rows as the principal holds them, since
-principals are cached for a few seconds and `viewer` answers from them), the document's SHA-256, `operationName`, the variables, the public
-base URL certificate links are built from (CG_PUBLIC_URL, else the request's host), whether
-introspection is on, the schema and the database — and the current versions of the data
-scopes the principal may read (app/data_versions.py: its account in its mode, its account
-row, the scope every unreadable write advances, and the database's epoch).
+The key: everything the result depends on — the principal's scope (account, mode, subaccount,
+admin role; the account and subaccount rows as the principal holds them, since principals are
+cached for a few seconds and `viewer` answers from them), the document's SHA-256,
+`operationName`, the variables, the public base URL certificate links are built from
+(CG_PUBLIC_URL, else the request's host), whether introspection is on, the schema and the
+database — and the current versions of the data scopes the principal may read
+(app/data_versions.py: its account in its mode, its account row, the scope every unreadable
+write advances, and the database's epoch).
 
 Why it can never be stale: every committing write advances the versions of the scopes it
 wrote in the same transaction, and every cached read first reads those versions from the

@@ -24,6 +24,8 @@ VIEWER = "{ viewer { mode } }"
 
 def _key_reads(statements: list[str]) -> int:
     return sum("FROM api_key" in statement for statement in statements)
+
+
 ACCESS_CHECK_SECONDS = 0.5
 
 

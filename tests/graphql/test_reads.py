@@ -4,12 +4,12 @@ failed read leaves the next one a fresh session."""
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
-
 from starlette.testclient import TestClient
 
 from app.accounts.models import Account
@@ -119,7 +119,8 @@ async def test_each_root_mutation_field_sees_what_the_fields_before_it_committed
         name: {b["vintage"] for b in body["data"][name]["creditBatch"]["project"]["creditBatches"]}
         for name in ("a", "b")
     }
-    assert 2030 in vintages["a"] and 2031 not in vintages["a"]
+    assert 2030 in vintages["a"]
+    assert 2031 not in vintages["a"]
     assert {2030, 2031} <= vintages["b"]
 
 
@@ -129,24 +130,28 @@ ADD_BATCH = """mutation($p: ID!) { addCreditBatch(input: {projectId: $p, vintage
   creditBatch { project { creditBatches { vintage } } } } }"""
 
 
-def _over_one_socket(settings: Settings, key: str, operations: list[tuple[str, dict]]) -> list:  # type: ignore[type-arg]
+def _over_one_socket(
+    settings: Settings, key: str, operations: list[tuple[str, dict[str, Any]]]
+) -> list[Any]:
     """The `data` of each operation, sent one after another on one graphql-transport-ws socket
     (the app runs in the test client's own event loop, with its own engine)."""
     results = []
-    with TestClient(create_app(settings)) as http:
-        with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-            ws.send_json({"type": "connection_init", "payload": {"apiKey": key}})
-            assert ws.receive_json()["type"] == "connection_ack"
-            for number, (query, variables) in enumerate(operations):
-                payload = {"query": query, "variables": variables}
-                ws.send_json({"id": str(number), "type": "subscribe", "payload": payload})
+    with (
+        TestClient(create_app(settings)) as http,
+        http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws,
+    ):
+        ws.send_json({"type": "connection_init", "payload": {"apiKey": key}})
+        assert ws.receive_json()["type"] == "connection_ack"
+        for number, (query, variables) in enumerate(operations):
+            payload = {"query": query, "variables": variables}
+            ws.send_json({"id": str(number), "type": "subscribe", "payload": payload})
+            message = ws.receive_json()
+            while message["type"] == "ping":
                 message = ws.receive_json()
-                while message["type"] == "ping":
-                    message = ws.receive_json()
-                assert message["type"] == "next", message
-                assert "errors" not in message["payload"], message
-                results.append(message["payload"]["data"])
-                assert ws.receive_json()["type"] == "complete"
+            assert message["type"] == "next", message
+            assert "errors" not in message["payload"], message
+            results.append(message["payload"]["data"])
+            assert ws.receive_json()["type"] == "complete"
     return results
 
 
@@ -164,7 +169,7 @@ async def test_the_operations_of_one_socket_each_read_fresh_rows(
         [(BATCHES, {}), (ADD_BATCH, {"p": project}), (BATCHES, {})],
     )
 
-    def vintages(batches: list[dict]) -> set[int]:  # type: ignore[type-arg]
+    def vintages(batches: list[dict[str, Any]]) -> set[int]:
         return {batch["vintage"] for batch in batches}
 
     assert not any(
