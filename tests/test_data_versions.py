@@ -106,17 +106,21 @@ async def test_text_dml_advances_every_scope(db: Database) -> None:
     assert advanced(before, after) == {GLOBAL_SCOPE}
 
 
+async def add_a_project(session: AsyncSession, account: Account, registry_id: str) -> None:
+    await catalog.create_project(
+        session,
+        principal_for(account),
+        name=f"Project {registry_id}",
+        project_type=ProjectType.BIOCHAR,
+        registry="Puro.earth",
+        registry_id=registry_id,
+        country="FI",
+    )
+
+
 async def write_a_project_then_fail(db: Database, account: Account) -> None:
     async with db.transaction() as session:
-        await catalog.create_project(
-            session,
-            principal_for(account),
-            name="Doomed",
-            project_type=ProjectType.BIOCHAR,
-            registry="Puro.earth",
-            registry_id="P-9",
-            country="FI",
-        )
+        await add_a_project(session, account, "P-9")
         raise RuntimeError("abort")
 
 
@@ -178,15 +182,7 @@ async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Da
     acme = await make_account(db)
     before = await versions(db, (acme, Mode.TEST))
     async with db.transaction() as session:
-        await catalog.create_project(
-            session,
-            principal_for(acme),
-            name="Kept",
-            project_type=ProjectType.BIOCHAR,
-            registry="Puro.earth",
-            registry_id="P-8",
-            country="FI",
-        )
+        await add_a_project(session, acme, "P-8")
         with pytest.raises(IntegrityError):  # a savepoint that rolls back
             await add_in_a_savepoint(session, Account(name="Dup", slug="acme"))
     assert advanced(before, await versions(db, (acme, Mode.TEST))) == {
