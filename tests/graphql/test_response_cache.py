@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from app.accounts.models import Account, AccountStatus, Mode
 from app.config import Settings
@@ -406,3 +407,23 @@ async def test_an_account_changed_by_another_process_is_never_served_from_an_old
         later = (await _ask(cached, test_key, query)).json()
     assert fresh["viewer"]["account"]["status"] == "SUSPENDED"
     assert later["data"] == fresh, later["extensions"]["cache"]
+
+
+async def test_processes_with_other_secrets_sharing_a_redis_never_get_each_others_answers(
+    settings: Settings, db: Database, admin_key: str, redis_url: str
+) -> None:
+    """A rolling rotation of CG_SECRET_KEY: old and new processes share the Redis and the
+    database. The signing secret is derived from CG_SECRET_KEY, so the new process must not
+    answer the old one's."""
+    query = "{ callbackSigningSecret }"
+    rotated = settings.model_copy(update={"secret_key": SecretStr("rotated-" + TEST_SECRET)})
+    async with (
+        _app_client(settings, db, redis_url=redis_url) as old,
+        _app_client(rotated, db, redis_url=redis_url) as new,
+        _app_client(rotated, db, response_cache=False) as uncached,
+    ):
+        before = (await _ask(old, admin_key, query)).json()["data"]
+        after = (await _ask(new, admin_key, query)).json()["data"]
+        fresh = (await _ask(uncached, admin_key, query)).json()["data"]
+    assert fresh != before
+    assert after == fresh
