@@ -31,7 +31,13 @@ from sqlalchemy import BigInteger, Column, ColumnElement, Table, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, object_mapper
+from sqlalchemy.orm import (
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    UOWTransaction,
+    object_mapper,
+)
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, TextClause
 from sqlmodel import Field, SQLModel
@@ -99,8 +105,7 @@ def track_data_versions(session_class: type[Session]) -> None:
     event.listen(session_class, "before_flush", _record_flushed_objects)
     event.listen(session_class, "do_orm_execute", _record_statement)
     event.listen(session_class, "before_commit", _advance_versions)
-    event.listen(session_class, "after_commit", _forget)
-    event.listen(session_class, "after_rollback", _forget)
+    event.listen(session_class, "after_transaction_end", _forget_at_the_end)
 
 
 def _pending(session: Session) -> set[str]:
@@ -108,9 +113,13 @@ def _pending(session: Session) -> set[str]:
     return pending
 
 
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-    session.info.pop(_PARENTS, None)
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    """Forget the scopes when the outermost transaction ends, committed or not. Not at a
+    savepoint's rollback (`after_rollback` fires for those too): the writes made before it
+    still commit. Those made inside it may advance their scopes needlessly, which is safe."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_PARENTS, None)
 
 
 def _scope_columns(table: Any) -> tuple[str, str | None] | None:

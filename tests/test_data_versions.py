@@ -5,7 +5,9 @@ import uuid
 
 import pytest
 from sqlalchemy import insert, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode
@@ -105,17 +107,21 @@ async def test_text_dml_advances_every_scope(db: Database) -> None:
     assert advanced(before, after) == {GLOBAL_SCOPE}
 
 
+async def add_a_project(session: AsyncSession, account: Account, registry_id: str) -> None:
+    await catalog.create_project(
+        session,
+        principal_for(account),
+        name=f"Project {registry_id}",
+        project_type=ProjectType.BIOCHAR,
+        registry="Puro.earth",
+        registry_id=registry_id,
+        country="FI",
+    )
+
+
 async def write_a_project_then_fail(db: Database, account: Account) -> None:
     async with db.transaction() as session:
-        await catalog.create_project(
-            session,
-            principal_for(account),
-            name="Doomed",
-            project_type=ProjectType.BIOCHAR,
-            registry="Puro.earth",
-            registry_id="P-9",
-            country="FI",
-        )
+        await add_a_project(session, account, "P-9")
         raise RuntimeError("abort")
 
 
@@ -197,3 +203,21 @@ async def test_a_group_commit_advances_every_committed_unit_even_when_another_ro
     assert isinstance(results[1], RuntimeError)
     after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
     assert account_scope(acme.id, Mode.TEST) in advanced(before, after)
+
+
+async def add_in_a_savepoint(session: AsyncSession, row: object) -> None:
+    async with session.begin_nested():
+        session.add(row)
+        await session.flush()
+
+
+async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Database) -> None:
+    acme = await make_account(db)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await add_a_project(session, acme, "P-8")
+        with pytest.raises(IntegrityError):  # a savepoint that rolls back
+            await add_in_a_savepoint(session, Account(name="Dup", slug="acme"))
+    assert advanced(before, await versions(db, (acme, Mode.TEST))) == {
+        account_scope(acme.id, Mode.TEST)
+    }

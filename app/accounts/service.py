@@ -98,9 +98,9 @@ async def create_account(session: AsyncSession, name: str, slug: str) -> Account
     if not SLUG_PATTERN.fullmatch(slug):
         raise InvalidInput("Slug must be 1-64 lowercase letters, digits or inner hyphens.", "slug")
     account = Account(name=_clean_name(name), slug=slug)
-    session.add(account)
     try:
-        async with session.begin_nested():
+        async with session.begin_nested():  # added inside: see emissions.products.upsert_product
+            session.add(account)
             await session.flush()
     except IntegrityError as error:
         raise InvalidInput(f"An account with slug {slug!r} already exists.", "slug") from error

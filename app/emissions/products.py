@@ -164,13 +164,15 @@ async def upsert_product(session: AsyncSession, principal: Principal, spec: Prod
         await session.flush()
         return existing
     product = Product(account_id=principal.account_id, mode=principal.mode, **columns)
-    session.add(product)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending before it begins,
+        # and a failed flush there would roll back the whole transaction, not the savepoint.
         async with session.begin_nested():
+            session.add(product)
             await session.flush()
     except IntegrityError:
-        # Another request created it meanwhile: this upsert becomes the update.
-        session.expunge(product)
+        # Another request created it meanwhile (the rollback dropped ours from the session):
+        # this upsert becomes the update.
         existing = (
             await session.exec(
                 products_of(principal).where(Product.product_id == columns["product_id"])

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db import Database
 from app.errors import DomainError
 from app.errors import ErrorCode as DomainErrorCode
+from app.graphql.reads import RequestReads
 
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 
@@ -44,17 +45,19 @@ async def perform(
     db: Database,
     use_case: Callable[[AsyncSession], Awaitable[T]],
     *,
-    read_only: bool = False,
+    reads: RequestReads | None = None,
     grouped: bool = False,
 ) -> Outcome[T]:
     """Run a use case in one transaction; a domain error rolls it back and becomes userErrors.
 
-    `read_only` use cases (quotes) run in a read session, which takes no write lock;
-    `grouped` ones (order creation) in a savepoint of a transaction shared with concurrent
-    writes of this process (`Database.grouped`), answered after its commit."""
+    A read-only use case (a quote) is given the operation's `reads` instead: it reads in the
+    operation's session, which takes no write lock, and an HTTP query holds one connection,
+    not one more for its quote. `grouped` ones (order creation) run in a savepoint of a
+    transaction shared with concurrent writes of this process (`Database.grouped`), answered
+    after its commit."""
     try:
-        if read_only:
-            async with db.session() as session:
+        if reads is not None:
+            async with reads.session() as session:
                 return Outcome(value=await use_case(session))
         if grouped:
             return Outcome(value=await db.grouped(use_case))

@@ -266,7 +266,7 @@ def _portfolio_id(value: strawberry.ID | None) -> uuid.UUID | None:
 async def _quote(
     info: Info, quote: Callable[[AsyncSession], Awaitable[offsets.Quote]]
 ) -> QuotePayload:
-    outcome = await perform(info.context.db, quote, read_only=True)
+    outcome = await perform(info.context.db, quote, reads=info.context.reads)
     return QuotePayload(
         quote=outcome.map(Quote.from_domain),
         user_errors=outcome.user_errors,

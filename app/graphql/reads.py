@@ -33,6 +33,11 @@ class RequestReads:
         self._stack: AsyncExitStack | None = None
         self._session: AsyncSession | None = None
 
+    @property
+    def shared(self) -> bool:
+        """Whether this operation reads through one session (an HTTP query)."""
+        return self._shared
+
     def share(self) -> None:
         """Serve every later read of this operation from one session (if shareable)."""
         self._shared = self.shareable

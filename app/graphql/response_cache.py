@@ -3,12 +3,14 @@
 What is cached: the `data` of a query over HTTP that ran without errors. Mutations,
 subscriptions and WebSocket operations are never cached, nor an answer with errors.
 
-The key: everything the result depends on — the principal's scope (account, mode,
-subaccount, admin role), the document's SHA-256, `operationName`, the variables, the public
-base URL certificate links are built from (CG_PUBLIC_URL, else the request's host), whether
-introspection is on, the schema and the database — and the current versions of the data
-scopes the principal may read (app/data_versions.py: its account in its mode, its account
-row, the scope every unreadable write advances, and the database's epoch).
+The key: everything the result depends on — the principal's scope (account, mode, subaccount,
+admin role; the account and subaccount rows as the principal holds them, since principals are
+cached for a few seconds and `viewer` answers from them), the document's SHA-256,
+`operationName`, the variables, the public base URL certificate links are built from
+(CG_PUBLIC_URL, else the request's host), whether introspection is on, the schema, the
+database and the secret key — and the current versions of the data scopes the principal may
+read (app/data_versions.py: its account in its mode, its account row, the scope every
+unreadable write advances, and the database's epoch).
 
 Why it can never be stale: every committing write advances the versions of the scopes it
 wrote in the same transaction, and every cached read first reads those versions from the
@@ -127,13 +129,18 @@ class RedisResponseStore:
 
 
 class ResponseCache:
-    """Keys and the store for one process's endpoint; `namespace` names schema and database."""
+    """Keys and the store for one process's endpoint; `namespace` names the schema, the
+    database and the secret key (answers derived from it, such as callbackSigningSecret,
+    differ between processes of one Redis while CG_SECRET_KEY is being rotated)."""
 
-    def __init__(self, engine: AsyncEngine, store: ResponseStore, schema_sdl: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, store: ResponseStore, schema_sdl: str, secret_key: str
+    ) -> None:
         self.engine = engine
         self.store = store
         database = engine.url.render_as_string(hide_password=True)
-        self.namespace = hashlib.sha256(f"{schema_sdl}\0{database}".encode()).hexdigest()
+        material = f"{schema_sdl}\0{database}\0{secret_key}".encode()
+        self.namespace = hashlib.sha256(material).hexdigest()
 
     async def key_for(
         self,
@@ -153,9 +160,12 @@ class ResponseCache:
         material = orjson.dumps(
             [
                 self.namespace,
-                str(principal.account_id),
+                # The rows themselves, not their ids: a principal is cached for a few
+                # seconds (app/accounts/principals.py), and an answer computed from an older
+                # account row must not be stored under the versions that row's change advanced.
+                principal.account.model_dump(mode="json"),
                 principal.mode.value,
-                str(principal.subaccount_id or ""),
+                principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
                 principal.is_admin,
                 settings.public_url or request_base_url,
                 settings.introspection,
@@ -183,7 +193,7 @@ def create_response_cache(
         store = RedisResponseStore(settings.redis_url, settings.response_cache_ttl_seconds)
     else:
         store = MemoryResponseStore(settings.response_cache_max_bytes)
-    return ResponseCache(engine, store, schema_sdl)
+    return ResponseCache(engine, store, schema_sdl, settings.secret_key.get_secret_value())
 
 
 def _cacheable(operation: OperationDefinitionNode | None) -> bool:

@@ -1,6 +1,7 @@
 """The response cache never answers stale: random writes from every writer, interleaved with
 cached reads, each compared with an uncached execution at that moment, on both databases."""
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -9,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from app.accounts.models import Account, Mode
+from app.accounts.models import Account, AccountStatus, Mode
 from app.config import Settings
 from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
@@ -376,3 +378,52 @@ async def test_an_unreachable_redis_makes_misses_not_failures() -> None:
         assert await store.get("k") is None
     finally:
         await store.close()
+
+
+async def test_an_account_changed_by_another_process_is_never_served_from_an_old_principal(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    """Another process suspends the account (its forget_principals empties only its own
+    caches): for up to the principal TTL this process still authenticates from the old
+    account row. An answer computed from that row must not be stored under the new data
+    versions, or it outlives the TTL: every later request would hit it."""
+    ttl = 0.3
+    query = "{ viewer { account { name status } } }"
+    async with (
+        _app_client(settings, db, debug=True, ws_access_check_seconds=ttl) as cached,
+        _app_client(settings, db, response_cache=False) as uncached,
+    ):
+        assert (await _ask(cached, test_key, query)).json()["data"]["viewer"]["account"] == {
+            "name": account.name,
+            "status": "ACTIVE",
+        }
+        async with db.transaction() as session:  # as `carbon-gateway accounts suspend` does
+            row = await session.get(Account, account.id)
+            assert row is not None
+            row.status = AccountStatus.SUSPENDED
+        await _ask(cached, test_key, query)  # within the TTL: the old principal answers
+        await asyncio.sleep(ttl * 2)
+        fresh = (await _ask(uncached, test_key, query)).json()["data"]
+        later = (await _ask(cached, test_key, query)).json()
+    assert fresh["viewer"]["account"]["status"] == "SUSPENDED"
+    assert later["data"] == fresh, later["extensions"]["cache"]
+
+
+async def test_processes_with_other_secrets_sharing_a_redis_never_get_each_others_answers(
+    settings: Settings, db: Database, admin_key: str, redis_url: str
+) -> None:
+    """A rolling rotation of CG_SECRET_KEY: old and new processes share the Redis and the
+    database. The signing secret is derived from CG_SECRET_KEY, so the new process must not
+    answer the old one's."""
+    query = "{ callbackSigningSecret }"
+    rotated = settings.model_copy(update={"secret_key": SecretStr("rotated-" + TEST_SECRET)})
+    async with (
+        _app_client(settings, db, redis_url=redis_url) as old,
+        _app_client(rotated, db, redis_url=redis_url) as new,
+        _app_client(rotated, db, response_cache=False) as uncached,
+    ):
+        before = (await _ask(old, admin_key, query)).json()["data"]
+        after = (await _ask(new, admin_key, query)).json()["data"]
+        fresh = (await _ask(uncached, admin_key, query)).json()["data"]
+    assert fresh != before
+    assert after == fresh

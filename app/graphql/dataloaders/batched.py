@@ -20,6 +20,14 @@ FetchMapping = Callable[
 ]
 
 
+def loads_are_kept(reads: RequestReads) -> bool:
+    """A loader keeps what it loaded only within one read session (an HTTP query's). Elsewhere
+    rows change between two loads of one operation — a mutation's root fields each commit
+    before the next runs, a socket's operations and events outlive each other — so every
+    load reads (loads of one tick are still batched)."""
+    return reads.shared
+
+
 class RowsByIdLoader(DataLoader, Generic[Row]):
     """Rows by id through a scoped domain read; unknown or foreign ids load as None."""
 
@@ -28,6 +36,10 @@ class RowsByIdLoader(DataLoader, Generic[Row]):
     ) -> None:
         super().__init__()
         self.reads, self.principal, self.fetch = reads, principal, fetch
+
+    @property
+    def cache(self) -> bool:  # type: ignore[override]
+        return loads_are_kept(self.reads)
 
     async def batch_load_fn(self, ids: Sequence[uuid.UUID]) -> list[Row | None]:
         if self.principal is None:
@@ -50,6 +62,10 @@ class MappedLoader(DataLoader, Generic[Value]):
     ) -> None:
         super().__init__()
         self.reads, self.principal, self.fetch, self.missing = reads, principal, fetch, missing
+
+    @property
+    def cache(self) -> bool:  # type: ignore[override]
+        return loads_are_kept(self.reads)
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Value]:
         if self.principal is None:
