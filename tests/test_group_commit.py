@@ -5,6 +5,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -117,7 +118,10 @@ async def test_duplicate_keys_within_one_group_make_one_order_or_conflict(db: Da
     assert len(keyed) == 1
 
 
-async def test_one_estimate_is_ordered_once_even_within_one_group(db: Database) -> None:
+@pytest.mark.parametrize("staged", [False, True], ids=["savepoint", "staged"])
+async def test_one_estimate_is_ordered_once_even_within_one_group(
+    db: Database, staged: bool
+) -> None:
     principal = await _principal(db)
     async with db.transaction() as session:
         estimate = await emissions.estimate_ground_transport(
@@ -129,13 +133,20 @@ async def test_one_estimate_is_ordered_once_even_within_one_group(db: Database) 
             session, principal, estimate, offsets.OrderOptions()
         )
 
+    async def stage(session: AsyncSession) -> Any:
+        return await offsets.stage_order_by_estimate(
+            session, principal, estimate, offsets.OrderOptions()
+        )
+
     results = await asyncio.gather(
-        *(db.grouped(order_estimate) for _ in range(8)), return_exceptions=True
+        *(db.grouped_staged(stage) if staged else db.grouped(order_estimate) for _ in range(8)),
+        return_exceptions=True,
     )
     orders = [result for result in results if isinstance(result, OffsetOrder)]
     refusals = [result for result in results if isinstance(result, DomainError)]
     assert len(orders) == 1
     assert [error.code for error in refusals] == [ErrorCode.ESTIMATE_ALREADY_ORDERED] * 7
+    assert [order.id for order in await _orders(db)] == [orders[0].id]
 
 
 async def test_a_failed_transaction_fails_every_caller_of_its_group(db: Database) -> None:
@@ -229,27 +240,3 @@ async def test_staged_duplicate_keys_within_one_group_make_one_order_or_conflict
     # A replay once committed stages nothing and answers the same order.
     again = await db.grouped_staged(_stage(principal, key="same"))
     assert again.id == orders[0].id
-
-
-async def test_staged_orders_of_one_estimate_within_one_group_make_one_order(
-    db: Database,
-) -> None:
-    principal = await _principal(db)
-    async with db.transaction() as session:
-        estimate = await emissions.estimate_ground_transport(
-            session, principal, distance_km=Decimal(100), vehicle_type="PASSENGER_CAR_VAN_OR_SUV"
-        )
-
-    async def stage(session: AsyncSession) -> Any:
-        return await offsets.stage_order_by_estimate(
-            session, principal, estimate, offsets.OrderOptions()
-        )
-
-    results = await asyncio.gather(
-        *(db.grouped_staged(stage) for _ in range(8)), return_exceptions=True
-    )
-    orders = [result for result in results if isinstance(result, OffsetOrder)]
-    refusals = [result for result in results if isinstance(result, DomainError)]
-    assert len(orders) == 1
-    assert [error.code for error in refusals] == [ErrorCode.ESTIMATE_ALREADY_ORDERED] * 7
-    assert [order.id for order in await _orders(db)] == [orders[0].id]
