@@ -50,6 +50,7 @@ ACCOUNT_COLUMN = "account_id"
 MODE_COLUMN = "mode"
 _PENDING = "cg_data_scopes"  # Session.info key: scopes this transaction has touched
 _PARENTS = "cg_data_parents"  # Session.info key: rows (table, id) whose scope is still unknown
+_INSERTED = "cg_data_inserted"  # Session.info key: scopes of rows Core inserted, by table and id
 _WRITING_SQL = ("insert", "update", "delete", "merge", "replace", "upsert", "truncate")
 
 
@@ -120,6 +121,7 @@ def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> Non
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
         session.info.pop(_PARENTS, None)
+        session.info.pop(_INSERTED, None)
 
 
 def _scope_columns(table: Any) -> tuple[str, str | None] | None:
@@ -184,18 +186,26 @@ def _record_statement(state: ORMExecuteState) -> None:
 
 def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
     columns = _scope_columns(table)
+    statement: Any = state.statement
     if columns is None:
+        if state.is_insert:
+            return _inserted_child_scopes(state.session, table, statement, state.parameters)
         return {GLOBAL_SCOPE}
     account_column, mode_column = columns
-    statement: Any = state.statement
     if state.is_insert:
         scopes = set()
+        primary = _single_primary_key(table)
+        inserted: dict[Any, str] = state.session.info.setdefault(_INSERTED, {}).setdefault(
+            table, {}
+        )
         for values in _inserted_values(statement, state.parameters):
             mode = values.get(mode_column) if mode_column else None
             scope = _scope_of(values.get(account_column), mode)
             if scope is None or (mode_column and mode is None):
                 return {GLOBAL_SCOPE}
             scopes.add(scope)
+            if primary is not None and values.get(primary) is not None:
+                inserted[values[primary]] = scope
         return scopes or {GLOBAL_SCOPE}
     known = _where_equalities(statement.whereclause)
     if account_column in known and (mode_column is None or mode_column in known):
@@ -206,20 +216,58 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
     query = _scopes_query(table, columns).distinct()
     parameters = state.parameters
     if isinstance(parameters, list):
-        # An ORM bulk UPDATE by primary key: one parameter set per row.
         # An ORM bulk UPDATE by primary key (one parameter set per row), or a Core executemany
         # whose WHERE is `primary key = :name`.
-        primary = [column.key for column in table.primary_key.columns]
-        if len(primary) != 1:
+        if (primary_key := _single_primary_key(table)) is None:
             return {GLOBAL_SCOPE}
-        key = _primary_key_parameter(statement.whereclause, table.c[primary[0]], primary[0])
+        key = _primary_key_parameter(statement.whereclause, table.c[primary_key], primary_key)
         if key is None or any(key not in row for row in parameters):
             return {GLOBAL_SCOPE}
-        query = query.where(table.c[primary[0]].in_([row[key] for row in parameters]))
+        query = query.where(table.c[primary_key].in_([row[key] for row in parameters]))
         parameters = {}
     elif statement.whereclause is not None:
         query = query.where(statement.whereclause)
     return _scopes_of(state.session.execute(query, parameters or {}), columns)
+
+
+def _single_primary_key(table: Any) -> str | None:
+    primary = [column.key for column in table.primary_key.columns]
+    return primary[0] if len(primary) == 1 else None
+
+
+def _inserted_child_scopes(
+    session: Session, table: Any, statement: Any, parameters: object
+) -> set[str]:
+    """Rows without scope columns (order lines) take the scope of a row their foreign keys
+    name: known at once when this transaction inserted that row with Core (a create's order),
+    else looked up at commit (`_PARENTS`), as for ORM objects."""
+    parent = _scoped_parent(table)
+    if parent is None:
+        return {GLOBAL_SCOPE}
+    inserted: dict[Table, dict[Any, str]] = session.info.get(_INSERTED, {})
+    known = [
+        (foreign_key.parent.name, inserted[foreign_key.column.table])
+        for foreign_key in table.foreign_keys
+        if foreign_key.column.table in inserted
+    ]
+    parents: dict[Table, set[Any]] = session.info.setdefault(_PARENTS, {})
+    scopes = set()
+    for values in _inserted_values(statement, parameters):
+        scope = next(
+            (
+                scopes_by_id[values[column]]
+                for column, scopes_by_id in known
+                if values.get(column) in scopes_by_id
+            ),
+            None,
+        )
+        if scope is not None:
+            scopes.add(scope)
+        elif (parent_id := values.get(parent[0])) is not None:
+            parents.setdefault(parent[1], set()).add(parent_id)
+        else:
+            return {GLOBAL_SCOPE}
+    return scopes
 
 
 def _primary_key_parameter(where: Any, primary: Any, default: str) -> str | None:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, literal_column, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, select, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -21,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.data_versions import track_data_versions
-from app.group_commit import GroupCommit
+from app.group_commit import GroupCommit, Staged
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -227,6 +225,12 @@ class Database:
         app/group_commit.py); answered after the commit."""
         return await self.writer.run(work)
 
+    async def grouped_staged(self, stage: Callable[[AsyncSession], Awaitable[Staged[T] | T]]) -> T:
+        """Run `stage`, which writes nothing itself, in a group of concurrent writes, without
+        a savepoint; its staged rows are inserted with the group's others (see
+        app/group_commit.py); answered after the commit."""
+        return await self.writer.run_staged(stage)
+
     async def check(self) -> None:
         """Raise DatabaseConfigError unless the database answers within the connect timeout."""
         try:
@@ -280,18 +284,3 @@ async def insert_rows(
     are not read back in the session."""
     if rows:
         await session.exec(insert(inspect(model).local_table), params=list(rows))
-
-
-async def insert_unless_duplicate(
-    session: AsyncSession, model: type[SQLModel], row: dict[str, Any]
-) -> bool:
-    """Insert one row unless it would break one of the table's unique constraints or indexes
-    (`ON CONFLICT DO NOTHING`, on SQLite and PostgreSQL alike): whether it was inserted. No
-    error is raised, so the caller's transaction needs no savepoint to go on."""
-    dialect_insert = (
-        sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    )
-    table = inspect(model).local_table
-    statement = dialect_insert(table).values(row).on_conflict_do_nothing()
-    inserted = await session.exec(statement.returning(literal_column("1")))
-    return inserted.first() is not None

@@ -4,7 +4,7 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import insert, text, update
+from sqlalchemy import delete, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +22,7 @@ from app.data_versions import (
     read_scopes,
     read_versions,
 )
-from app.db import Database
+from app.db import Database, insert_rows
 from app.offsets.models import OffsetOrder, OrderLine
 from tests.conftest import make_account, make_key
 from tests.offsets_fixtures import fulfil, place_order, principal_for, seed_catalog
@@ -159,6 +159,37 @@ async def test_a_row_without_scope_columns_advances_the_scope_of_the_row_it_name
         line = (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))).first()
         assert line is not None
         line.position += 10  # an order line has no account or mode of its own
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
+
+
+async def test_created_orders_lines_advance_their_orders_scope_not_every_scope(
+    db: Database,
+) -> None:
+    # Creates insert their order lines with Core, and a line has no account or mode: it takes
+    # its order's scope (inserted just before), so a create leaves other accounts' caches be.
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    await seed_catalog(db, acme)
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    await place_order(db, acme, 1_000)
+    after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
+
+
+async def test_core_inserted_rows_naming_an_older_row_advance_that_rows_scope(
+    db: Database,
+) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    await seed_catalog(db, acme)
+    order = await place_order(db, acme, 1_000)
+    async with db.session() as session:
+        line = (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))).first()
+    assert line is not None
+    async with db.engine.begin() as connection:  # behind the tracked sessions' back
+        await connection.execute(delete(OrderLine).where(col(OrderLine.id) == line.id))
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    async with db.transaction() as session:
+        await insert_rows(session, OrderLine, [line.model_dump()])
     after = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
     assert advanced(before, after) == {account_scope(acme.id, Mode.TEST)}
 

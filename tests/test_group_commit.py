@@ -5,6 +5,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -117,7 +118,10 @@ async def test_duplicate_keys_within_one_group_make_one_order_or_conflict(db: Da
     assert len(keyed) == 1
 
 
-async def test_one_estimate_is_ordered_once_even_within_one_group(db: Database) -> None:
+@pytest.mark.parametrize("staged", [False, True], ids=["savepoint", "staged"])
+async def test_one_estimate_is_ordered_once_even_within_one_group(
+    db: Database, staged: bool
+) -> None:
     principal = await _principal(db)
     async with db.transaction() as session:
         estimate = await emissions.estimate_ground_transport(
@@ -129,13 +133,20 @@ async def test_one_estimate_is_ordered_once_even_within_one_group(db: Database) 
             session, principal, estimate, offsets.OrderOptions()
         )
 
+    async def stage(session: AsyncSession) -> Any:
+        return await offsets.stage_order_by_estimate(
+            session, principal, estimate, offsets.OrderOptions()
+        )
+
     results = await asyncio.gather(
-        *(db.grouped(order_estimate) for _ in range(8)), return_exceptions=True
+        *(db.grouped_staged(stage) if staged else db.grouped(order_estimate) for _ in range(8)),
+        return_exceptions=True,
     )
     orders = [result for result in results if isinstance(result, OffsetOrder)]
     refusals = [result for result in results if isinstance(result, DomainError)]
     assert len(orders) == 1
     assert [error.code for error in refusals] == [ErrorCode.ESTIMATE_ALREADY_ORDERED] * 7
+    assert [order.id for order in await _orders(db)] == [orders[0].id]
 
 
 async def test_a_failed_transaction_fails_every_caller_of_its_group(db: Database) -> None:
@@ -172,3 +183,60 @@ async def test_a_caller_that_leaves_before_its_turn_writes_nothing(db: Database)
     blocker.set()
     await slow_task
     assert await _orders(db) == []
+
+
+def _stage(principal: Principal, grams: int = TONNE, key: str | None = None) -> Any:
+    async def stage(session: AsyncSession) -> Any:
+        options = offsets.OrderOptions(idempotency_key=key)
+        return await offsets.stage_order_by_mass(session, principal, grams, options)
+
+    return stage
+
+
+def count_inserts(db: Database) -> list[str]:
+    inserts: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def on_execute(*args: Any) -> None:
+        statement = args[2]
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement.split("(")[0].split()[-1])
+
+    return inserts
+
+
+async def test_staged_creates_insert_each_table_once_per_group(db: Database) -> None:
+    principal = await _principal(db)
+    await db.grouped_staged(_stage(principal))  # the first may commit alone
+    inserts = count_inserts(db)
+    orders = await asyncio.gather(*(db.grouped_staged(_stage(principal)) for _ in range(20)))
+    assert len({order.id for order in orders}) == 20
+    stored = {order.id: order for order in await _orders(db)}
+    assert all(stored[order.id].mass_grams == TONNE for order in orders)
+    # Orders, lines, events and the data versions: one statement each, for all 20 creates.
+    assert sorted(inserts) == ["data_version", "event", "offset_order", "order_line"]
+
+
+async def test_staged_duplicate_keys_within_one_group_make_one_order_or_conflict(
+    db: Database,
+) -> None:
+    principal = await _principal(db)
+    results = await asyncio.gather(
+        *(db.grouped_staged(_stage(principal, key="same")) for _ in range(10)),
+        db.grouped_staged(_stage(principal, 2 * TONNE, key="same")),
+        db.grouped_staged(_stage(principal, 0)),  # QUANTITY_NOT_POSITIVE, nothing staged
+        db.grouped_staged(_stage(principal, key="other")),
+        return_exceptions=True,
+    )
+    orders = [result for result in results[:10] if isinstance(result, OffsetOrder)]
+    assert len(orders) == 10
+    assert len({order.id for order in orders}) == 1
+    assert isinstance(results[10], DomainError)
+    assert results[10].code is ErrorCode.IDEMPOTENCY_CONFLICT
+    assert isinstance(results[11], DomainError)
+    assert results[11].code is ErrorCode.QUANTITY_NOT_POSITIVE
+    assert isinstance(results[12], OffsetOrder)
+    assert {order.idempotency_key for order in await _orders(db)} == {"same", "other"}
+    # A replay once committed stages nothing and answers the same order.
+    again = await db.grouped_staged(_stage(principal, key="same"))
+    assert again.id == orders[0].id

@@ -11,6 +11,7 @@ from app.db import Database
 from app.errors import DomainError
 from app.errors import ErrorCode as DomainErrorCode
 from app.graphql.reads import RequestReads
+from app.group_commit import Staged
 
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 
@@ -65,3 +66,16 @@ async def perform(
             return Outcome(value=await use_case(session))
     except DomainError as error:
         return Outcome(user_errors=[UserError.from_domain(error)])
+
+
+async def perform_staged(
+    db: Database, stage: Callable[[AsyncSession], Awaitable[Staged[T] | T]]
+) -> Outcome[T]:
+    """Run a use case that validates and prices, then stages its rows (order creation), in a
+    group commit without a savepoint (`Database.grouped_staged`): answered after its commit,
+    a domain error becoming userErrors."""
+    try:
+        value: T = await db.grouped_staged(stage)
+    except DomainError as error:
+        return Outcome(user_errors=[UserError.from_domain(error)])
+    return Outcome(value=value)

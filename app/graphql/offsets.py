@@ -17,7 +17,7 @@ from app.graphql.catalog import Bundle, CreditBatch, Portfolio, Project, percent
 from app.graphql.context import Context, Info
 from app.graphql.emissions.estimates import Estimate
 from app.graphql.emissions.vocabulary import VehicleType
-from app.graphql.errors import UserError, perform
+from app.graphql.errors import Outcome, UserError, perform, perform_staged
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
 from app.graphql.relay import (
     filtered_connection_field,
@@ -27,6 +27,7 @@ from app.graphql.relay import (
     parse_global_id,
     row_id_of,
 )
+from app.group_commit import Staged
 from app.offsets import models
 from app.offsets import service as offsets
 from app.text import readable_json
@@ -391,13 +392,28 @@ class OrderPayload:
     user_errors: list[UserError]
 
 
+# What a create's use case hands the group commit: its order's rows to insert, or (a replay)
+# the order itself.
+StagedOrder = models.OffsetOrder | Staged[models.OffsetOrder]
+
+
 async def _order_payload(
     context: Context,
     use_case: Callable[[AsyncSession], Awaitable[models.OffsetOrder]],
     *,
     grouped: bool = True,
 ) -> OrderPayload:
-    outcome = await perform(context.db, use_case, grouped=grouped)
+    return _payload(context, await perform(context.db, use_case, grouped=grouped))
+
+
+async def _staged_order_payload(
+    context: Context,
+    stage: Callable[[AsyncSession], Awaitable[StagedOrder]],
+) -> OrderPayload:
+    return _payload(context, await perform_staged(context.db, stage))
+
+
+def _payload(context: Context, outcome: Outcome[models.OffsetOrder]) -> OrderPayload:
     if outcome.value is not None:
         context.signal_change()
     return OrderPayload(
@@ -414,13 +430,12 @@ class OffsetMutations:
     ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
-        async def use_case(session: AsyncSession) -> models.OffsetOrder:
-            options = input.options()
-            return await offsets.create_order_by_mass(
-                session, principal, input.mass.to_grams("mass"), options
+        async def stage(session: AsyncSession) -> StagedOrder:
+            return await offsets.stage_order_by_mass(
+                session, principal, input.mass.to_grams("mass"), input.options()
             )
 
-        return await _order_payload(info.context, use_case)
+        return await _staged_order_payload(info.context, stage)
 
     @strawberry.mutation(description="Order the largest mass a value buys.")
     async def create_order_by_value(
@@ -428,12 +443,12 @@ class OffsetMutations:
     ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
-        async def use_case(session: AsyncSession) -> models.OffsetOrder:
-            return await offsets.create_order_by_value(
+        async def stage(session: AsyncSession) -> StagedOrder:
+            return await offsets.stage_order_by_value(
                 session, principal, input.value.amount, input.value.currency, input.options()
             )
 
-        return await _order_payload(info.context, use_case)
+        return await _staged_order_payload(info.context, stage)
 
     @strawberry.mutation(
         description="Offset an estimate (its emission rounded up to the gram); once per estimate."
@@ -443,14 +458,14 @@ class OffsetMutations:
     ) -> OrderPayload | None:
         principal = info.context.require_principal()
 
-        async def use_case(session: AsyncSession) -> models.OffsetOrder:
+        async def stage(session: AsyncSession) -> StagedOrder:
             estimate_id = parse_global_id(input.estimate_id, "Estimate", "estimateId")
             estimate = await emissions.get_estimate(session, principal, estimate_id)
-            return await offsets.create_order_by_estimate(
+            return await offsets.stage_order_by_estimate(
                 session, principal, estimate, input.options()
             )
 
-        return await _order_payload(info.context, use_case)
+        return await _staged_order_payload(info.context, stage)
 
     @strawberry.mutation(
         description="Estimate a ride and offset it in one step.",

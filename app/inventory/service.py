@@ -160,11 +160,24 @@ class LockedStock:
     async def apply(self, session: AsyncSession) -> None:
         """Decrement every batch by what was planned from it: one guarded UPDATE per batch,
         in id order. Raises StockChanged if a batch no longer holds what was planned."""
+        owners = {
+            batch.id: (batch.account_id, batch.mode)
+            for batches in self.batches_by_bundle.values()
+            for batch in batches
+        }
         for batch_id in sorted(self.taken):
             grams = self.taken[batch_id]
+            account_id, mode = owners[batch_id]
             result = await session.exec(
                 update(CreditBatch)
-                .where(col(CreditBatch.id) == batch_id, col(CreditBatch.remaining_grams) >= grams)
+                .where(
+                    col(CreditBatch.id) == batch_id,
+                    # Redundant with the id, but it tells the data versions the scope
+                    # (app/data_versions.py) without a SELECT of their own.
+                    col(CreditBatch.account_id) == account_id,
+                    col(CreditBatch.mode) == mode,
+                    col(CreditBatch.remaining_grams) >= grams,
+                )
                 .values(remaining_grams=col(CreditBatch.remaining_grams) - grams)
             )
             if result.rowcount != 1:

@@ -10,20 +10,21 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Bundle as ColumnGroup
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.accounts.service import Principal, owned_by
 from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
-from app.db import column_group, column_values, insert_rows, insert_unless_duplicate, utcnow
+from app.db import column_group, column_values, utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.changes import OrderStateChanged
 from app.events.models import Event
 from app.events.outbox import event_row
 from app.events.webhooks.urls import validate_webhook_url
+from app.group_commit import Staged, write_staged
 from app.inventory import service as inventory
 from app.offsets.models import Allocation, OffsetOrder, OrderLine, OrderState
 from app.offsets.pricing import Share, largest_mass_within, price_mass, total_cost
@@ -298,17 +299,17 @@ def _estimate_taken() -> DomainError:
     )
 
 
-async def _place(
-    session: AsyncSession,
+def _staged_order(
     principal: Principal,
     quote: Quote,
     options: OrderOptions,
     request_hash: str,
     estimate_id: uuid.UUID | None,
-) -> OffsetOrder | None:
-    """Insert the order, its lines and its event with Core statements (the hot path of
-    creates: no unit-of-work bookkeeping); None, with nothing written, when the idempotency
-    key or the estimate is already taken."""
+    on_conflict: Callable[[AsyncSession], Awaitable[OffsetOrder]],
+) -> Staged[OffsetOrder]:
+    """The order's row, its lines and its event, to be inserted with Core statements (the hot
+    path of creates: no unit-of-work bookkeeping, one statement per table for a whole group of
+    creates); nothing of it is written when the idempotency key or the estimate is taken."""
     order = OffsetOrder(
         account_id=principal.account_id,
         mode=principal.mode,
@@ -324,25 +325,25 @@ async def _place(
         idempotency_key=options.idempotency_key,
         request_hash=request_hash,
     )
-    if not await insert_unless_duplicate(session, OffsetOrder, column_values(order)):
-        return None
-    lines = [
-        {
-            "id": uuid.uuid4(),
-            "order_id": order.id,
-            "bundle_id": line.bundle.id,
-            "position": position,
-            "weight_bp": line.weight_bp,
-            "mass_grams": line.mass_grams,
-            "unit_price_minor": line.unit_price_minor,
-            "cost_minor": line.cost_minor,
-        }
+    rows: list[tuple[type[SQLModel], dict[str, Any]]] = [
+        (
+            OrderLine,
+            {
+                "id": uuid.uuid4(),
+                "order_id": order.id,
+                "bundle_id": line.bundle.id,
+                "position": position,
+                "weight_bp": line.weight_bp,
+                "mass_grams": line.mass_grams,
+                "unit_price_minor": line.unit_price_minor,
+                "cost_minor": line.cost_minor,
+            },
+        )
         for position, line in enumerate(quote.lines)
         if line.mass_grams > 0
     ]
-    await insert_rows(session, OrderLine, lines)
-    await insert_rows(session, Event, [state_change_event(order, None)])
-    return order
+    rows.append((Event, state_change_event(order, None)))
+    return Staged(OffsetOrder, column_values(order), order, on_conflict, rows)
 
 
 def state_change_event(order: OffsetOrder, previous: OrderState | None) -> dict[str, Any]:
@@ -370,18 +371,19 @@ def record_state_change(
     session.add(Event(**state_change_event(order, previous)))
 
 
-async def _create(
+async def _stage(
     session: AsyncSession,
     principal: Principal,
     request: dict[str, Any],
     options: OrderOptions,
     make_quote: Callable[[], Awaitable[Quote]],
     estimate_id: uuid.UUID | None = None,
-) -> OffsetOrder:
-    """The one path every way of ordering takes: validate, price and insert, with the unique
-    constraints settling duplicates. An idempotency key is looked up only when the insert (or
-    pricing) fails, since almost every key is new; an estimate's order, which must answer a
-    repeated key before ESTIMATE_ALREADY_ORDERED, looks both up first."""
+) -> OffsetOrder | Staged[OffsetOrder]:
+    """The one path every way of ordering takes: validate and price (reading, never
+    writing), then stage the rows (or answer a repeated request with its order), with the
+    unique constraints settling duplicates. An idempotency key is looked up only when the
+    insert (or pricing) fails, since almost every key is new; an estimate's order, which must
+    answer a repeated key before ESTIMATE_ALREADY_ORDERED, looks both up first."""
     principal.require_active()
     _validate_options(options)
     request_hash = _request_hash(principal, request, options)
@@ -399,23 +401,27 @@ async def _create(
         if key is not None and (existing := await _order_by_key(session, principal, key)):
             return _replay(existing, request_hash)
         raise
-    order = await _place(session, principal, quote, options, request_hash, estimate_id)
-    if order is not None:
-        return order
-    # The key or the estimate is taken: by a committed order, an earlier one of this group
-    # of creates, or a concurrent request that committed first (PostgreSQL waits for it).
-    if key is not None and (existing := await _order_by_key(session, principal, key)):
-        return _replay(existing, request_hash)
-    if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
-        raise _estimate_taken()
-    raise RuntimeError("an order insert conflicted with neither its key nor its estimate")
+
+    async def taken(session: AsyncSession) -> OffsetOrder:
+        # The key or the estimate is taken: by a committed order, an earlier one of this
+        # group of creates, or a concurrent request that committed first (PostgreSQL waits
+        # for it).
+        if key is not None and (existing := await _order_by_key(session, principal, key)):
+            return _replay(existing, request_hash)
+        if estimate_id is not None and await _live_order_for_estimate(session, estimate_id):
+            raise _estimate_taken()
+        raise RuntimeError("an order insert conflicted with neither its key nor its estimate")
+
+    return _staged_order(principal, quote, options, request_hash, estimate_id, taken)
 
 
-async def create_order_by_mass(
+async def stage_order_by_mass(
     session: AsyncSession, principal: Principal, grams: int, options: OrderOptions
-) -> OffsetOrder:
+) -> OffsetOrder | Staged[OffsetOrder]:
+    """An order for a mass, validated and priced, its rows staged for a group commit
+    (`Database.grouped_staged`); `create_order_by_mass` writes it at once."""
     _check_mass(grams)
-    return await _create(
+    return await _stage(
         session,
         principal,
         {"by": "mass", "grams": grams},
@@ -424,12 +430,20 @@ async def create_order_by_mass(
     )
 
 
-async def create_order_by_value(
-    session: AsyncSession, principal: Principal, amount: Any, currency: str, options: OrderOptions
+async def create_order_by_mass(
+    session: AsyncSession, principal: Principal, grams: int, options: OrderOptions
 ) -> OffsetOrder:
+    return await write_staged(
+        session, await stage_order_by_mass(session, principal, grams, options)
+    )
+
+
+async def stage_order_by_value(
+    session: AsyncSession, principal: Principal, amount: Any, currency: str, options: OrderOptions
+) -> OffsetOrder | Staged[OffsetOrder]:
     currency = currency.upper()
     value_minor = minor_from(amount, currency, "value.amount")
-    return await _create(
+    return await _stage(
         session,
         principal,
         {"by": "value", "minor": value_minor, "currency": currency},
@@ -438,23 +452,39 @@ async def create_order_by_value(
     )
 
 
+async def create_order_by_value(
+    session: AsyncSession, principal: Principal, amount: Any, currency: str, options: OrderOptions
+) -> OffsetOrder:
+    return await write_staged(
+        session, await stage_order_by_value(session, principal, amount, currency, options)
+    )
+
+
 def grams_to_offset(estimate: Estimate) -> int:
     """An estimate's offset: its exact milligrams rounded up, so the offset covers it."""
     return -(-estimate.total_emission_mg // 1000)
 
 
-async def create_order_by_estimate(
+async def stage_order_by_estimate(
     session: AsyncSession, principal: Principal, estimate: Estimate, options: OrderOptions
-) -> OffsetOrder:
+) -> OffsetOrder | Staged[OffsetOrder]:
     grams = grams_to_offset(estimate)
     _check_mass(grams, "estimateId")
-    return await _create(
+    return await _stage(
         session,
         principal,
         {"by": "estimate", "estimate": str(estimate.id)},
         options,
         lambda: _price_mass(session, principal, grams, options.portfolio_id),
         estimate_id=estimate.id,
+    )
+
+
+async def create_order_by_estimate(
+    session: AsyncSession, principal: Principal, estimate: Estimate, options: OrderOptions
+) -> OffsetOrder:
+    return await write_staged(
+        session, await stage_order_by_estimate(session, principal, estimate, options)
     )
 
 
@@ -465,8 +495,10 @@ async def create_ride_order(
     estimate_ride: Callable[[], Awaitable[Estimate]],
     options: OrderOptions,
 ) -> OffsetOrder:
-    """Estimate a ride and offset it. The ride's input, not the new estimate, identifies the
-    request, so a retry with the same idempotency key replays instead of estimating again."""
+    """Estimate a ride and offset it, written at once (the estimate is written before the
+    order is priced, so this use case needs its savepoint). The ride's input, not the new
+    estimate, identifies the request, so a retry with the same idempotency key replays
+    instead of estimating again."""
     request = {"by": "ride", **ride}
     principal.require_active()
     _validate_options(options)
@@ -476,7 +508,7 @@ async def create_ride_order(
     estimate = await estimate_ride()
     grams = grams_to_offset(estimate)
     _check_mass(grams, "distanceKm")
-    return await _create(
+    staged = await _stage(
         session,
         principal,
         request,
@@ -484,6 +516,7 @@ async def create_ride_order(
         lambda: _price_mass(session, principal, grams, options.portfolio_id),
         estimate_id=estimate.id,
     )
+    return await write_staged(session, staged)
 
 
 def orders_of(
