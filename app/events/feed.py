@@ -357,6 +357,8 @@ class EventFeed(Generic[Subject]):
         """The writer: each event rendered once per group of sinks, then every direct
         subscriber's frame written, in the order the events were read; it yields to the loop
         every DIRECT_WRITES_PER_TURN frames."""
+        writer = asyncio.current_task()
+        assert writer is not None
         written = 0
         while True:
             await self._writable.wait()
@@ -381,6 +383,13 @@ class EventFeed(Generic[Subject]):
                             subscriber.last = sequence
                         else:
                             subscriber.fall_behind()
+                    except asyncio.CancelledError:
+                        if writer.cancelling():
+                            raise  # the feed is closing
+                        # What the rendering awaited was cancelled, not the writer (a result
+                        # shared with a subscription that ended): the writer serves everyone.
+                        log.warning("rendering an event was cancelled; its subscriber catches up")
+                        subscriber.fall_behind()
                     except Exception:
                         log.exception("writing an event failed; its subscriber catches up")
                         subscriber.sink = None  # its task delivers from now on
