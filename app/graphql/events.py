@@ -128,7 +128,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
                 frames.attach(self)
             key = self._sharing_key()
             if key is not None and (shared := payload.executions.get(key)) is not None:
-                return _AlreadyExecuted(shared)
+                return _AlreadyExecuted(_own_wait(shared))
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
@@ -147,7 +147,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
                 # A task, not a coroutine: every subscriber of the group awaits the same run.
                 shared = asyncio.ensure_future(shared)
             root.executions[key] = shared
-        return shared
+        return _own_wait(shared)
 
     def _sharing_key(self) -> Hashable | None:
         """Computed once per subscription; per-event copies of the executor inherit it."""
@@ -171,6 +171,13 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             principal.is_admin,
             context.public_url(""),
         )
+
+
+def _own_wait(shared: Any) -> Any:
+    """One subscriber's wait for a result its group shares: cancelling a task that awaits a
+    Task cancels the Task, so each waits through a shield of its own (a client that completes
+    mid-event must not cancel the event for its group, nor for the feed's writer)."""
+    return asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
 
 
 class _AlreadyExecuted:
