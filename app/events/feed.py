@@ -86,7 +86,9 @@ class DirectSink(Protocol):
     def group(self) -> Hashable:
         """Sinks of one group render an event to the same bytes: rendered once per event."""
 
-    async def render(self, delivery: Delivery[Any]) -> bytes: ...
+    async def render(self, delivery: Delivery[Any]) -> bytes | None:
+        """The group's frame payload; None if it would have to wait (for the database): the
+        writer then leaves the sink's subscriber to its own task."""
 
     def write(self, rendered: bytes) -> bool:
         """Send one rendered event; False, sending nothing, when the client has no room."""
@@ -366,20 +368,25 @@ class EventFeed(Generic[Subject]):
             while self._to_write:
                 delivery, subscribers = self._to_write.popleft()
                 sequence = delivery.sequence
-                rendered: dict[Hashable, bytes] = {}
+                rendered: dict[Hashable, bytes | None] = {}
                 for subscriber in subscribers:
                     sink = subscriber.sink
                     # It may have fallen behind, caught up past this event, or left meanwhile.
                     if not subscriber.direct or sink is None or sequence <= subscriber.last:
                         continue
                     try:
-                        frame = rendered.get(sink.group)
-                        if frame is None:
-                            frame = rendered[sink.group] = await sink.render(delivery)
+                        if sink.group not in rendered:
+                            rendered[sink.group] = await sink.render(delivery)
                             # The rendering awaited: it may have fallen behind (and even caught up).
                             if not subscriber.direct or sequence <= subscriber.last:
                                 continue
-                        if sink.write(frame):
+                        frame = rendered[sink.group]
+                        if frame is None:
+                            # Its group's renderings wait for the database: waited for here,
+                            # they would delay every event behind them. Its task delivers.
+                            subscriber.sink = None
+                            subscriber.fall_behind()
+                        elif sink.write(frame):
                             subscriber.last = sequence
                         else:
                             subscriber.fall_behind()
