@@ -86,7 +86,9 @@ class DirectSink(Protocol):
     def group(self) -> Hashable:
         """Sinks of one group render an event to the same bytes: rendered once per event."""
 
-    async def render(self, delivery: Delivery[Any]) -> bytes: ...
+    async def render(self, delivery: Delivery[Any]) -> bytes | None:
+        """The group's frame payload; None if it would have to wait (for the database): the
+        writer then leaves the sink's subscriber to its own task."""
 
     def write(self, rendered: bytes) -> bool:
         """Send one rendered event; False, sending nothing, when the client has no room."""
@@ -357,6 +359,8 @@ class EventFeed(Generic[Subject]):
         """The writer: each event rendered once per group of sinks, then every direct
         subscriber's frame written, in the order the events were read; it yields to the loop
         every DIRECT_WRITES_PER_TURN frames."""
+        writer = asyncio.current_task()
+        assert writer is not None
         written = 0
         while True:
             await self._writable.wait()
@@ -364,23 +368,35 @@ class EventFeed(Generic[Subject]):
             while self._to_write:
                 delivery, subscribers = self._to_write.popleft()
                 sequence = delivery.sequence
-                rendered: dict[Hashable, bytes] = {}
+                rendered: dict[Hashable, bytes | None] = {}
                 for subscriber in subscribers:
                     sink = subscriber.sink
                     # It may have fallen behind, caught up past this event, or left meanwhile.
                     if not subscriber.direct or sink is None or sequence <= subscriber.last:
                         continue
                     try:
-                        frame = rendered.get(sink.group)
-                        if frame is None:
-                            frame = rendered[sink.group] = await sink.render(delivery)
+                        if sink.group not in rendered:
+                            rendered[sink.group] = await sink.render(delivery)
                             # The rendering awaited: it may have fallen behind (and even caught up).
                             if not subscriber.direct or sequence <= subscriber.last:
                                 continue
-                        if sink.write(frame):
+                        frame = rendered[sink.group]
+                        if frame is None:
+                            # Its group's renderings wait for the database: waited for here,
+                            # they would delay every event behind them. Its task delivers.
+                            subscriber.sink = None
+                            subscriber.fall_behind()
+                        elif sink.write(frame):
                             subscriber.last = sequence
                         else:
                             subscriber.fall_behind()
+                    except asyncio.CancelledError:
+                        if writer.cancelling():
+                            raise  # the feed is closing
+                        # What the rendering awaited was cancelled, not the writer (a result
+                        # shared with a subscription that ended): the writer serves everyone.
+                        log.warning("rendering an event was cancelled; its subscriber catches up")
+                        subscriber.fall_behind()
                     except Exception:
                         log.exception("writing an event failed; its subscriber catches up")
                         subscriber.sink = None  # its task delivers from now on

@@ -4,10 +4,11 @@ process's event feed (app/events/feed.py), which holds the delivery guarantee.
 Fan-out cost: an event is mapped to `OrderStatusChange` once per process, and executed once per
 group of subscribers that sent the same document and variables in the same scope
 (`SharedEventExecution`). A subscription's first event goes out the ordinary way, through
-Strawberry's layers; from then on, while it keeps up, the feed writes its frames itself
-(`LiveFrames`): the group's result is encoded once, and each frame is that shared payload
-between the subscription's own prefix (its id and message type) and suffix (its
-`extensions`, fixed when it started: the cost charged then).
+Strawberry's layers; from then on, while it keeps up and its result needs no wait (no
+database read per event), the feed writes its frames itself (`LiveFrames`): the group's
+result is encoded once, and each frame is that shared payload between the subscription's own
+prefix (its id and message type) and suffix (its `extensions`, fixed when it started: the cost
+charged then).
 """
 
 import asyncio
@@ -108,8 +109,9 @@ class EventSubscriptions:
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)
                 # Back here, that event was sent: the frames know how to write the next ones.
-                if frames is not None and subscriber.sink is None and frames.ready:
-                    subscriber.sink = frames
+                # Handed over once: a writer that takes them back delivers through this task.
+                if frames is not None and frames.ready:
+                    subscriber.sink, frames = frames, None
 
 
 class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
@@ -128,7 +130,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
                 frames.attach(self)
             key = self._sharing_key()
             if key is not None and (shared := payload.executions.get(key)) is not None:
-                return _AlreadyExecuted(shared)
+                return _AlreadyExecuted(_own_wait(shared))
         return super().build_per_event_executor(payload)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
@@ -147,7 +149,7 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
                 # A task, not a coroutine: every subscriber of the group awaits the same run.
                 shared = asyncio.ensure_future(shared)
             root.executions[key] = shared
-        return shared
+        return _own_wait(shared)
 
     def _sharing_key(self) -> Hashable | None:
         """Computed once per subscription; per-event copies of the executor inherit it."""
@@ -171,6 +173,13 @@ class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
             principal.is_admin,
             context.public_url(""),
         )
+
+
+def _own_wait(shared: Any) -> Any:
+    """One subscriber's wait for a result its group shares: cancelling a task that awaits a
+    Task cancels the Task, so each waits through a shield of its own (a client that completes
+    mid-event must not cancel the event for its group, nor for the feed's writer)."""
+    return asyncio.shield(shared) if isinstance(shared, asyncio.Future) else shared
 
 
 class _AlreadyExecuted:
@@ -229,13 +238,19 @@ class LiveFrames:
     def ready(self) -> bool:
         return self._suffix is not None and self.group is not None
 
-    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes:
-        """The payload shared by the group, without its closing brace."""
+    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes | None:
+        """The payload shared by the group, without its closing brace; None when the event's
+        result is not there yet (the document reads the database per event, or another
+        subscriber's run of it is under way). The writer does not wait: it serves every
+        subscriber of the process, one event after another, and a document with nested
+        reads, repeated under many aliases, would hold up everyone's events behind it."""
         assert self.executor is not None
         executor = self.executor.build_per_event_executor(OrderStatusChange.of(delivery))
         result = executor.execute_operation(False)
         if inspect.isawaitable(result):
-            result = await result
+            if not (isinstance(result, asyncio.Future) and result.done()):
+                return None
+            result = result.result()
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             debug = debug_enabled(self.executor.context_value)

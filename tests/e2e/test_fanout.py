@@ -139,3 +139,53 @@ async def test_frames_the_feed_writes_itself_read_like_the_first_on_both_protoco
             sequences = [change["sequence"] for change in changes]
             assert sequences == sorted(set(sequences))
             assert [change["state"] for change in changes] == ["PLACED", "FULFILLED"] * 3
+
+
+async def test_subscriptions_that_read_the_database_per_event_hold_up_no_other_scope(
+    server: RunningServer,
+) -> None:
+    """The feed's writer serves every subscriber of the process, one event after another. One
+    key's 100 subscriptions, each its own group (an alias of its own) with nested fields read
+    per event, must not make another scope's subscriber wait behind 100 database round trips
+    per event (with the writer awaiting each: ~25 s here for this burst, instead of ~2 s); and
+    each of them still gets each of its events once, in order."""
+    test_key = server.demo_key("test", "standard")
+    live_key = server.demo_key("live", "standard")
+    nested = "allocations { __typename } webhookDeliveries { __typename }"
+    heavy = [await open_transport_ws(server, test_key) for _ in range(5)]
+    victim = await open_transport_ws(server, live_key)
+    try:
+        for index, socket in enumerate(heavy):
+            for number in range(20):
+                alias = f"s{index}_{number}"
+                field = f"{alias}: orderStatusChanged {{ sequence order {{ {nested} }} }}"
+                query = f"subscription {{ {field} }}"
+                await start(socket, alias, query)
+        await start(victim, "states", STATES)
+        await asyncio.sleep(0.5)
+        first = await create_order(server, test_key, "1")  # everyone's first event: Strawberry's
+        await fulfilled(server, test_key, first)
+        burst = await asyncio.gather(*(create_order(server, test_key, "1") for _ in range(20)))
+        began = asyncio.get_running_loop().time()
+        await create_order(server, live_key, "1")
+        async with asyncio.timeout(120):
+            for _ in ("PLACED", "FULFILLED"):
+                while (await receive(victim))["type"] != "next":
+                    pass
+        waited = asyncio.get_running_loop().time() - began
+        for order_id in burst:
+            await fulfilled(server, test_key, order_id)
+        expected = 2 * (1 + len(burst))
+        for socket in heavy:
+            seen: dict[str, list[int]] = {}
+            async with asyncio.timeout(30):
+                while sum(map(len, seen.values())) < 20 * expected:
+                    message = await receive(socket)
+                    if message["type"] == "next":
+                        (change,) = message["payload"]["data"].values()
+                        seen.setdefault(message["id"], []).append(change["sequence"])
+            assert all(len(set(s)) == expected and s == sorted(s) for s in seen.values())
+    finally:
+        for socket in (*heavy, victim):
+            await socket.close()
+    assert waited < 10, f"another scope's event waited {waited:.1f} s behind the burst"

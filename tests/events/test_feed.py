@@ -238,3 +238,59 @@ async def test_a_directly_written_subscriber_without_room_catches_up_then_is_wri
     assert slow.catch_ups == 1
     assert roomy.frames == [2, 3, 4, 5, 6, 7]  # the slow one held up nobody
     assert other_received == [1]
+
+
+class SharedRenderingSink(RecordingSink):
+    """Renders by awaiting a result shared with other subscribers' tasks, as the GraphQL
+    layer's grouped execution does (app/graphql/events.py): while `shared` is set, rendering
+    waits for it."""
+
+    shared: "asyncio.Future[None] | None" = None
+    waiting = False
+
+    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes:
+        if self.shared is not None:
+            self.waiting = True
+            await self.shared
+        return await super().render(delivery)
+
+
+async def test_a_shared_rendering_cancelled_by_another_subscriber_stops_no_direct_writes(
+    db: Database,
+) -> None:
+    """A shared result is cancelled when one task awaiting it is (a client that completes or
+    disconnects mid-event). The writer must not die of that CancelledError: every other
+    directly written subscriber of the process would silently get nothing more."""
+    account, admin = await _stocked_account(db)
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    stalled = SharedRenderingSink("a", [])
+    other = RecordingSink("b", [])
+    received: list[int] = []
+    try:
+        async with (
+            feed.subscribe(admin, None, after=None) as first,
+            feed.subscribe(admin, None, after=None) as second,
+        ):
+            tasks = [
+                asyncio.create_task(_deliver_through(first, stalled, received)),
+                asyncio.create_task(_deliver_through(second, other, [])),
+            ]
+            await _place(db, 1, account=account)
+            await relay_pending(db, broker)  # 1 through the tasks
+            await _until(lambda: first.direct and second.direct)
+            stalled.shared = asyncio.get_running_loop().create_future()
+            await _place(db, 1, account=account)
+            await relay_pending(db, broker)  # 2: the writer waits on the shared result
+            await _until(lambda: stalled.waiting)
+            stalled.shared.cancel()  # its other awaiter went away
+            stalled.shared = None
+            await _place(db, 2, account=account)
+            await relay_pending(db, broker)  # 3, 4
+            await _until(lambda: len(other.frames) == 3)
+            await _until(lambda: sorted([*received, *stalled.frames]) == [1, 2, 3, 4])
+            for task in tasks:
+                task.cancel()
+    finally:
+        await feed.close()
+    assert other.frames == [2, 3, 4]
