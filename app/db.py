@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, literal_column, select, text
+from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, literal_column, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -249,8 +249,14 @@ def plain_rows(statement: SelectOfScalar[Any]) -> Select[Any]:
     instances: no identity map or instance state to build, for reads whose rows are only
     mapped to GraphQL types. Its FROM and WHERE are kept; anything else is not."""
     model = statement.column_descriptions[0]["entity"]
-    plain = select(*model_columns(model)).select_from(*statement.get_final_froms())
-    return plain if statement.whereclause is None else plain.where(statement.whereclause)
+    # Not `select(...).select_from(*statement.get_final_froms())`: that compiles the statement
+    # to find its FROM list, 3 ms of a 20 ms nested read. `with_only_columns` keeps the FROM
+    # list (joins included) as built; the class is changed from SQLModel's SelectOfScalar,
+    # which `session.exec` reads as the first column's scalars, to a select of rows.
+    narrowed = statement.with_only_columns(*model_columns(model), maintain_column_froms=True)
+    plain: Select[Any] = Select.__new__(Select)
+    plain.__dict__.update(narrowed.order_by(None).limit(None).offset(None).__dict__)
+    return plain
 
 
 def model_columns(model: Any) -> list[Any]:
