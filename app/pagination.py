@@ -49,7 +49,9 @@ class Page(Generic[Row]):
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(row_id)], separators=(",", ":"))
+    # The JSON `["<isoformat>","<uuid>"]`, spelled out: neither string has a character JSON
+    # escapes, and json.dumps was most of the cost of a page's twenty cursors.
+    raw = f'["{created_at.isoformat()}","{row_id}"]'
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 

@@ -6,6 +6,7 @@ microseconds), then the `Limit` of what it measures (a documented maximum and fi
 no input can make arithmetic, `int()` or the database work on an absurd number.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -144,12 +145,18 @@ def mass_in(grams: int, unit: MassUnit) -> Decimal:
     return Decimal(grams) / GRAMS_PER_UNIT[unit]
 
 
-def currency_exponent(currency: str, field: str = "value.currency") -> int:
-    """The ISO 4217 minor-unit exponent of a currency (2 for USD, 0 for JPY, 3 for BHD)."""
+@functools.lru_cache(maxsize=512)  # bounded: the codes come from clients too
+def _iso_exponent(currency: str) -> int | None:
     try:
         exponent = Currency(currency).exponent
     except ValueError:
-        exponent = None
+        return None
+    return None if exponent is None else int(exponent)
+
+
+def currency_exponent(currency: str, field: str = "value.currency") -> int:
+    """The ISO 4217 minor-unit exponent of a currency (2 for USD, 0 for JPY, 3 for BHD)."""
+    exponent = _iso_exponent(currency)
     if exponent is None:  # unknown, or a code without minor units (gold, test codes)
         raise InvalidInput(
             f"Unsupported currency {currency!r}; use an ISO 4217 code such as USD.", field

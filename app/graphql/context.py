@@ -1,6 +1,7 @@
 """The typed per-operation context every resolver receives."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -48,7 +49,12 @@ class Context:
 
     def public_url(self, path: str) -> str:
         """An absolute URL for a public page: CG_PUBLIC_URL if set, else this request's host."""
-        return self.settings.public_link(str(self.request.base_url) if self.request else "", path)
+        return self._public_base + path
+
+    @cached_property
+    def _public_base(self) -> str:
+        # Once per operation, not per certificate: Starlette rebuilds base_url on every read.
+        return self.settings.public_link(str(self.request.base_url) if self.request else "", "")
 
     def require_principal(self) -> Principal:
         """The authenticated principal; HTTP requests never get this far without one."""

@@ -26,10 +26,13 @@ key waits until it has refilled. Fields sharing a response key are merged by Gra
 counted once.
 """
 
+import weakref
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -81,6 +84,56 @@ DEFAULT_LIST_SIZE = 1
 _Missing = object()
 
 
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """One priced field of an operation, its fields sharing a response key merged, with the
+    fields below it: what the rule needs of the document and the schema, worked out once per
+    operation. Scalars, enums and `__typename` cost 0 and are left out (below a mutation's
+    root, which costs MUTATION_COST whatever it returns, `children` may be empty)."""
+
+    key: str
+    own: int  # OBJECT_COST, or 0 for a connection's edges and page info
+    connection: bool  # takes `first`/`last`
+    is_list: bool
+    assumed_size: int  # ASSUMED_LIST_SIZES' size for a list that is not a page
+    paging: tuple[tuple[ArgumentNode, ...], ...]  # each merged field's `first`/`last`
+    children: tuple["FieldPlan", ...]
+
+
+class _PlanCache:
+    """Plans by operation node, as long as the node lives (the parser cache keeps a document's
+    nodes while its text is asked for), for the last few hundred operations."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._plans: dict[tuple[int, int], tuple[Any, Any, tuple[FieldPlan, ...]]] = {}
+
+    def get(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode
+    ) -> tuple[FieldPlan, ...] | None:
+        found = self._plans.get((id(schema), id(operation)))
+        if found is None or found[0]() is not schema or found[1]() is not operation:
+            return None  # an id reused by a new object
+        return found[2]
+
+    def put(
+        self,
+        schema: GraphQLSchema,
+        operation: OperationDefinitionNode,
+        plan: tuple[FieldPlan, ...],
+    ) -> None:
+        if len(self._plans) >= self.maxsize:
+            del self._plans[next(iter(self._plans))]
+        self._plans[(id(schema), id(operation))] = (
+            weakref.ref(schema),
+            weakref.ref(operation),
+            plan,
+        )
+
+
+_PLANS = _PlanCache(maxsize=512)
+
+
 class CostCalculator:
     def __init__(
         self,
@@ -89,7 +142,7 @@ class CostCalculator:
         variables: dict[str, Any],
     ) -> None:
         self.schema = schema
-        self.fragments = fragments
+        self.fragments = fragments  # the operation's document's: a plan is cached per operation
         self.variables = variables
 
     @classmethod
@@ -103,7 +156,9 @@ class CostCalculator:
         """With the operation's variables as execution sees them: coerced, defaults filled in
         (`query($n: Int = 100)` asks for 100). Values that do not coerce fail execution anyway;
         the raw ones are used then."""
-        values = get_variable_values(schema, operation.variable_definitions or (), variables or {})
+        if not operation.variable_definitions:
+            return cls(schema, fragments, {})
+        values = get_variable_values(schema, operation.variable_definitions, variables or {})
         # graphql-core 3.3 answers VariableValues (`coerced`), or a list of errors.
         coerced = getattr(values, "coerced", values)
         return cls(schema, fragments, coerced if isinstance(coerced, dict) else variables or {})
@@ -117,20 +172,62 @@ class CostCalculator:
         return max(MINIMUM_COST, self._operation_cost(operation, data if data is not None else {}))
 
     def _operation_cost(self, operation: OperationDefinitionNode, data: Any) -> int:
+        plan = self.plan(operation)
+        if operation.operation is not OperationType.MUTATION:
+            return self._selection_cost(plan, data)
+        total = 0
+        for field in plan:
+            value = _field_value(data, field.key)
+            if value is not _Missing or data is _Missing:
+                total += MUTATION_COST + self._children_cost(field.children, value)
+        return total
+
+    def plan(self, operation: OperationDefinitionNode) -> tuple[FieldPlan, ...]:
+        """The operation's priced fields, from the cache when the operation was priced before."""
+        plan = _PLANS.get(self.schema, operation)
+        if plan is None:
+            plan = self._compile_operation(operation)
+            _PLANS.put(self.schema, operation, plan)
+        return plan
+
+    def _compile_operation(self, operation: OperationDefinitionNode) -> tuple[FieldPlan, ...]:
         root = self.schema.get_root_type(operation.operation)
         if root is None:
-            return 0
+            return ()
         if operation.operation is not OperationType.MUTATION:
-            return self._selection_cost([operation.selection_set], root, data)
-        total = 0
+            return self._compile([operation.selection_set], root)
+        plan = []
         for key, fields in self._merged_fields([operation.selection_set], root).items():
-            value = _field_value(data, key)
-            if value is not _Missing or data is _Missing:
-                definition, selections = self._merged_field(fields)
-                if definition is not None:
-                    child = get_named_type(definition.type)
-                    total += MUTATION_COST + self._children_cost(selections, child, value)
-        return total
+            definition, selections = self._merged_field(fields)
+            if definition is not None:
+                children = self._compile(selections, get_named_type(definition.type))
+                plan.append(FieldPlan(key, 0, False, False, 0, (), children))
+        return tuple(plan)
+
+    def _compile(
+        self, selection_sets: list[SelectionSetNode], parent: GraphQLNamedType
+    ) -> tuple[FieldPlan, ...]:
+        plan = []
+        for key, fields in self._merged_fields(selection_sets, parent).items():
+            definition, selections = self._merged_field(fields)
+            if definition is None or not selections:
+                continue  # scalars, enums, __typename: 0
+            child = get_named_type(definition.type)
+            plan.append(
+                FieldPlan(
+                    key=key,
+                    own=0 if self._is_plumbing(child) else OBJECT_COST,
+                    connection=any(name in definition.args for name in PAGING_ARGUMENTS),
+                    is_list=isinstance(get_nullable_type(definition.type), GraphQLList),
+                    assumed_size=self._list_cost(fields[0][1], fields[0][0].name.value),
+                    paging=tuple(
+                        tuple(a for a in f.arguments or () if a.name.value in PAGING_ARGUMENTS)
+                        for f, _ in fields
+                    ),
+                    children=self._compile(selections, child),
+                )
+            )
+        return tuple(plan)
 
     def _list_cost(self, parent: GraphQLNamedType, name: str) -> int:
         return ASSUMED_LIST_SIZES.get((parent.name, name), DEFAULT_LIST_SIZE)
@@ -180,60 +277,46 @@ class CostCalculator:
                 yield from self._fields(fragment.selection_set, condition or parent, seen | {name})
 
     def _selection_cost(
-        self,
-        selection_sets: list[SelectionSetNode],
-        parent: GraphQLNamedType,
-        data: Any,
-        page: int | None = None,
+        self, plan: tuple[FieldPlan, ...], data: Any, page: int | None = None
     ) -> int:
         """`page` is set for the fields of a connection: its lists are the page of items."""
         total = 0
-        for key, fields in self._merged_fields(selection_sets, parent).items():
-            value = _field_value(data, key)
+        for field in plan:
+            value = _field_value(data, field.key)
             if value is _Missing and data is not _Missing:
                 continue  # not in the response: skipped, or cut off by an error
-            total += self._field_cost(fields, value, page)
+            total += self._field_cost(field, value, page)
         return total
 
-    def _field_cost(
-        self, fields: list[tuple[FieldNode, GraphQLNamedType]], value: Any, page: int | None
-    ) -> int:
-        definition, selections = self._merged_field(fields)
-        if definition is None or not selections:
-            return 0  # scalars, enums, __typename
-        child = get_named_type(definition.type)
-        if any(name in definition.args for name in PAGING_ARGUMENTS):
-            size = max(self._page_size(field) for field, _ in fields)
-            return CONNECTION_COST + self._children_cost(selections, child, value, page=size)
-        own = 0 if self._is_plumbing(child) else OBJECT_COST
-        if not isinstance(get_nullable_type(definition.type), GraphQLList):
-            return own + self._children_cost(selections, child, value)
+    def _field_cost(self, field: FieldPlan, value: Any, page: int | None) -> int:
+        children = field.children
+        if field.connection:
+            size = max(self._page_size(arguments) for arguments in field.paging)
+            return CONNECTION_COST + self._children_cost(children, value, page=size)
+        own = field.own
+        if not field.is_list:
+            return own + self._children_cost(children, value)
         if page is not None:
             # A connection's page (`edges`): `first: 0` asks for no items and costs none.
             if value is _Missing:
-                return own + page * self._children_cost(selections, child, _Missing)
+                return own + page * self._children_cost(children, _Missing)
             items = value if isinstance(value, list) else []
-            return own + sum(self._children_cost(selections, child, item) for item in items)
+            return own + sum(self._children_cost(children, item) for item in items)
         # Any other list: every item costs 1 plus its selection, the assumed number of them
         # asked for, every one returned counted.
         if value is _Missing:
-            size = self._list_cost(fields[0][1], fields[0][0].name.value)
-            return size * (own + self._children_cost(selections, child, _Missing))
+            return field.assumed_size * (own + self._children_cost(children, _Missing))
         if value is None:
             return own  # resolved to null
         items = value if isinstance(value, list) else []
-        return max(own, sum(own + self._children_cost(selections, child, item) for item in items))
+        return max(own, sum(own + self._children_cost(children, item) for item in items))
 
     def _children_cost(
-        self,
-        selections: list[SelectionSetNode],
-        child: GraphQLNamedType,
-        value: Any,
-        page: int | None = None,
+        self, children: tuple[FieldPlan, ...], value: Any, page: int | None = None
     ) -> int:
         if value is None:
             return 0  # resolved to null: nothing below it ran
-        return self._selection_cost(selections, child, value, page)
+        return self._selection_cost(children, value, page)
 
     def _definition(self, field: FieldNode, owner: GraphQLNamedType) -> GraphQLField | None:
         name = field.name.value
@@ -254,13 +337,12 @@ class CostCalculator:
             and "node" in named.fields
         )
 
-    def _page_size(self, field: FieldNode) -> int:
+    def _page_size(self, arguments: tuple[ArgumentNode, ...]) -> int:
         sizes = []
-        for argument in field.arguments or ():
-            if argument.name.value in PAGING_ARGUMENTS:
-                value = value_from_ast_untyped(argument.value, self.variables)
-                if isinstance(value, int) and value >= 0:
-                    sizes.append(value)
+        for argument in arguments:
+            value = value_from_ast_untyped(argument.value, self.variables)
+            if isinstance(value, int) and value >= 0:
+                sizes.append(value)
         return max(sizes) if sizes else DEFAULT_PAGE_SIZE
 
 

@@ -26,8 +26,9 @@ class Mass:
 
     @classmethod
     def from_grams(cls, grams: int, unit: units.MassUnit = units.MassUnit.KG) -> "Mass":
-        amount = Decimal(grams) / units.GRAMS_PER_UNIT[unit]
-        return cls(amount=amount.quantize(Decimal(1).scaleb(-_GRAM_PLACES[unit])), unit=unit)
+        # Each unit is a power of ten grams: shifting the exponent is the exact division,
+        # with the unit's places already (1000 g -> "1.000" kg), cheaper than divide + quantize.
+        return cls(amount=Decimal(grams).scaleb(-_GRAM_PLACES[unit]), unit=unit)
 
     @classmethod
     def from_milligrams(cls, milligrams: int, unit: units.MassUnit = units.MassUnit.KG) -> "Mass":

@@ -2,10 +2,11 @@
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -143,11 +144,44 @@ class GatewayExtensionsRunner(SchemaExtensionsRunner):
         return data
 
 
+def _global_id_resolver(type_name: str, id_attr: str) -> Callable[[Any, GraphQLResolveInfo], str]:
+    def resolve_global_id(root: Any, _info: GraphQLResolveInfo) -> str:
+        return relay.to_base64(type_name, getattr(root, id_attr))
+
+    return resolve_global_id
+
+
+def _resolve_global_ids_plainly(schema: strawberry.Schema) -> None:
+    """Every Node's `id` resolved as a plain function of the object: `base64("<Type>:<id>")`,
+    what Strawberry's `Node._id` answers for types that keep its default `resolve_id` and
+    `resolve_typename`, without its per-field machinery (an Info object, argument parsing,
+    a GlobalID built then turned into its string): 140 ids in a nested read of 20 orders."""
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or "id" not in graphql_type.fields:
+            continue
+        definition = schema.get_type_by_name(graphql_type.name)
+        origin = getattr(definition, "origin", None)
+        if not (
+            isinstance(origin, type)
+            and issubclass(origin, relay.Node)
+            and origin.resolve_id.__func__ is relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+            and origin.resolve_typename.__func__ is relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+        ):
+            continue
+        graphql_type.fields["id"].resolve = _global_id_resolver(
+            graphql_type.name, origin.resolve_id_attr()
+        )
+
+
 class GatewaySchema(strawberry.Schema):
     """Strawberry's schema, classifying the errors it produces outside execution (syntax,
     token and depth limits, exceptions in extensions), which skip ErrorPolicy. Strawberry
     would also log every error, a client's bad request included, at ERROR with a traceback:
-    only bugs are logged here (by `classify`)."""
+    only bugs are logged here (by `classify`). Node ids are resolved plainly (see above)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _resolve_global_ids_plainly(self)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -1,5 +1,6 @@
 """Use cases of offsetting: quotes, order creation (idempotent), cancellation and reads."""
 
+import functools
 import hashlib
 import json
 import uuid
@@ -614,32 +615,39 @@ class AllocationDetail:
     credit_batch: Any
 
 
+@functools.cache
+def _allocation_details_select() -> Any:
+    """Allocations joined to their projects, bundles and batches, in order: built once (a
+    statement is immutable), as building it was half of a nested read's batch of them."""
+    return (
+        select(
+            ColumnGroup(
+                "allocation",
+                col(Allocation.order_id),
+                col(Allocation.mass_grams),
+                col(Allocation.serial_start),
+                col(Allocation.serial_end),
+            ),
+            column_group("project", Project),
+            column_group("bundle", Bundle),
+            column_group("credit_batch", CreditBatch),
+        )
+        .join_from(Allocation, OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
+        .join(Project, col(Project.id) == col(Allocation.project_id))
+        .join(Bundle, col(Bundle.id) == col(Allocation.bundle_id))
+        .join(CreditBatch, col(CreditBatch.id) == col(Allocation.credit_batch_id))
+        .order_by(col(Allocation.created_at), col(Allocation.serial_start))
+    )
+
+
 async def allocation_details_of_orders(
     session: AsyncSession, principal: Principal, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[AllocationDetail]]:
     """The allocations of the principal's orders with their projects, bundles and batches."""
-    rows: Sequence[Any] = (
-        await session.exec(
-            select(
-                ColumnGroup(
-                    "allocation",
-                    col(Allocation.order_id),
-                    col(Allocation.mass_grams),
-                    col(Allocation.serial_start),
-                    col(Allocation.serial_end),
-                ),
-                column_group("project", Project),
-                column_group("bundle", Bundle),
-                column_group("credit_batch", CreditBatch),
-            )
-            .join_from(Allocation, OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
-            .join(Project, col(Project.id) == col(Allocation.project_id))
-            .join(Bundle, col(Bundle.id) == col(Allocation.bundle_id))
-            .join(CreditBatch, col(CreditBatch.id) == col(Allocation.credit_batch_id))
-            .where(*owned_by(principal, OffsetOrder), col(Allocation.order_id).in_(order_ids))
-            .order_by(col(Allocation.created_at), col(Allocation.serial_start))
-        )
-    ).all()
+    statement = _allocation_details_select().where(
+        *owned_by(principal, OffsetOrder), col(Allocation.order_id).in_(order_ids)
+    )
+    rows: Sequence[Any] = (await session.exec(statement)).all()
     grouped: dict[uuid.UUID, list[AllocationDetail]] = {}
     for allocation, project, bundle, batch in rows:
         grouped.setdefault(allocation.order_id, []).append(
