@@ -116,14 +116,17 @@ class CacheHits:
         query = parameters.get("query")
         operation_name = parameters.get("operationName")
         variables = parameters.get("variables")
-        extensions = parameters.get("extensions") or {}
+        extensions = parameters.get("extensions")
+        # Strictly what Strawberry accepts (`"extensions": 0` is a 400 there, not "none").
         if not (
             isinstance(query, str | None)
             and isinstance(operation_name, str | None)
             and isinstance(variables, dict | None)
-            and isinstance(extensions, dict)
-            and set(extensions) <= {PERSISTED_QUERY}
+            and isinstance(extensions, dict | None)
         ):
+            return None
+        extensions = extensions or {}
+        if not set(extensions) <= {PERSISTED_QUERY}:
             return None
         if PERSISTED_QUERY in extensions and query is not None:
             return None  # an APQ registration: the normal path registers it when it runs

@@ -591,14 +591,20 @@ async def test_debug_mode_and_unusual_requests_take_the_normal_path(
             assert (await _ask(http, test_key, VIEWER)).json()["extensions"]["cache"]
         assert _hits(http).served == 0
     async with _app_client(settings, db) as http:
+        for _ in range(2):  # cached, then a hit: the unusual requests below could hit it
+            await _ask(http, test_key, VIEWER)
+        assert _hits(http).served == 1
         unusual: list[Any] = [
             [{"query": VIEWER}],  # a batch
             {"query": VIEWER, "extensions": {"tracing": True}},
             {"query": VIEWER, "variables": "not an object"},
+            {"query": VIEWER, "extensions": 0},  # a 400, as `"extensions": 1` is
             {"query": "query A { viewer { mode } } query B { viewer { admin } }"},
             {"query": "{ viewer { mode "},
         ]
         for _ in range(2):
             for body in unusual:
                 await http.post("/graphql", json=body, headers=auth)
-        assert _hits(http).served == 0
+        assert _hits(http).served == 1
+        odd = await http.post("/graphql", json={"query": VIEWER, "extensions": 0}, headers=auth)
+        assert odd.status_code == 400
