@@ -159,6 +159,8 @@ async def _parameters(request: Request) -> dict[str, Any] | None:
                 parameters[name] = orjson.loads(parameters[name])
             except orjson.JSONDecodeError:
                 return None
+            if not isinstance(parameters[name], dict):
+                return None  # `variables=null` in a URL is a 400 there, not "none"
     return parameters
 
 

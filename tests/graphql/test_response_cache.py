@@ -608,3 +608,7 @@ async def test_debug_mode_and_unusual_requests_take_the_normal_path(
         assert _hits(http).served == 1
         odd = await http.post("/graphql", json={"query": VIEWER, "extensions": 0}, headers=auth)
         assert odd.status_code == 400
+        for name in ("variables", "extensions"):
+            params = {"query": VIEWER, name: "null"}
+            assert (await http.get("/graphql", params=params, headers=auth)).status_code == 400
+        assert _hits(http).served == 1
