@@ -88,6 +88,8 @@ class CacheHits:
             asked.variables,
             reads,
         )
+        if key is None:
+            return CacheLookup()
         stored = await self.cache.store.get(key)
         if stored is None:
             return CacheLookup(key)

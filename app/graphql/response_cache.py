@@ -174,11 +174,16 @@ class ResponseCache:
         operation_name: str | None,
         variables: dict[str, Any] | None,
         reads: RequestReads | None = None,
-    ) -> str:
+    ) -> str | None:
         """The key of this request's answer at the data versions current now (one statement:
         on SQLite at once, on the loop's thread; else in the request's read session when it
         has one). `operation_name` is the one the request sent, not one inferred from the
-        document."""
+        document. None when the variables cannot be keyed (nested deeper than JSON encoding
+        goes, which the schema refuses anyway): such a request is not cached."""
+        try:
+            encoded_variables = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return None
         scopes = read_scopes(principal.account_id, principal.mode)
         versions = self._sqlite_versions(scopes)
         if versions is None and reads is None:
@@ -196,10 +201,9 @@ class ResponseCache:
                 self.public_url or request_base_url,
                 hashlib.sha256(query.encode()).hexdigest(),
                 operation_name,
-                variables or {},
+                hashlib.sha256(encoded_variables).hexdigest(),
                 versions,
-            ],
-            option=orjson.OPT_SORT_KEYS,
+            ]
         )
         return hashlib.sha256(material).hexdigest()
 
@@ -292,6 +296,9 @@ class ResponseCaching(SchemaExtension):
                 execution.variables,
                 getattr(context, "reads", None),
             )
+        if key is None:
+            yield
+            return
         cached = await cache.store.get(key)
         if cached is not None:
             answer = CachedAnswer.decode(cached)

@@ -608,6 +608,15 @@ async def test_debug_mode_and_unusual_requests_take_the_normal_path(
         assert _hits(http).served == 1
         odd = await http.post("/graphql", json={"query": VIEWER, "extensions": 0}, headers=auth)
         assert odd.status_code == 400
+        # Variables nested deeper than orjson encodes (undeclared, so the schema lets them be):
+        # answered, not cached.
+        deep: Any = []
+        for _ in range(300):
+            deep = [deep]
+        nested = await http.post(
+            "/graphql", json={"query": VIEWER, "variables": {"unused": deep}}, headers=auth
+        )
+        assert nested.status_code == 200, nested.text
         for name in ("variables", "extensions"):
             params = {"query": VIEWER, name: "null"}
             assert (await http.get("/graphql", params=params, headers=auth)).status_code == 400
