@@ -23,6 +23,7 @@ instant between the two; the UPDATEs here name their rows by primary key, which 
 insert can match. A statement that could should say its account and mode in its WHERE.
 """
 
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -99,6 +100,55 @@ async def read_versions(
             rows = list(await connection.execute(statement))
     found: dict[str, int] = {scope: version for scope, version in rows}
     return tuple(found.get(scope, 0) for scope in scopes)
+
+
+class SQLiteVersionReader:
+    """The versions of an SQLite database, read on the calling thread through a connection of
+    its own: a WAL reader never waits for a writer, so the read takes microseconds, where the
+    async driver hops to its thread and back for every step of a session. Each read sees what
+    was committed when it runs (autocommit), which is all a cache key needs: a query's data,
+    read later, can only be newer. `read` answers None when it cannot read at once (the
+    database is busy recovering, say): the caller reads the usual way then."""
+
+    def __init__(self, path: str) -> None:
+        self._connection = sqlite3.connect(
+            path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        self._connection.execute("PRAGMA query_only = ON")
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> "SQLiteVersionReader | None":
+        """A reader for an SQLite file in WAL mode (where readers never block), else None."""
+        path = engine.url.database
+        if engine.url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            return None
+        reader = cls(path)
+        if reader._journal_mode() != "wal":
+            reader.close()
+            return None
+        return reader
+
+    def _journal_mode(self) -> str:
+        try:
+            (mode,) = self._connection.execute("PRAGMA journal_mode").fetchone()
+        except sqlite3.Error:
+            return ""
+        return str(mode).lower()
+
+    def read(self, scopes: Sequence[str]) -> tuple[int, ...] | None:
+        marks = ", ".join("?" * len(scopes))
+        try:
+            rows = self._connection.execute(
+                f"SELECT scope, version FROM data_version WHERE scope IN ({marks})",  # noqa: S608
+                tuple(scopes),
+            ).fetchall()
+        except sqlite3.Error:
+            return None
+        found: dict[str, int] = dict(rows)
+        return tuple(found.get(scope, 0) for scope in scopes)
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def track_data_versions(session_class: type[Session]) -> None:

@@ -113,6 +113,7 @@ def create_app(
     app.state.background = background
     app.state.rate_limiter = rate_limiter
     app.state.persisted_operations = persisted
+    app.state.cache_hits = graphql.cache_hits
     return app
 
 

@@ -151,6 +151,13 @@ async def make_key(
         )
 
 
+def versions_statements(db: Database) -> int:
+    """The statements through `db`'s engine of the response cache's data-version read: none on
+    SQLite, which reads them on a connection of its own (app/data_versions.py,
+    SQLiteVersionReader), one elsewhere."""
+    return 0 if db.is_sqlite else 1
+
+
 @contextmanager
 def counting_statements(db: Database) -> Iterator[list[str]]:
     """The SQL statements `db` runs inside the block, SQLite's explicit BEGINs left out so that

@@ -1,11 +1,14 @@
 """Data versions: each committing write advances exactly the scopes it wrote, in its transaction."""
 
 import asyncio
+import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +20,7 @@ from app.config import Settings
 from app.data_versions import (
     EPOCH_SCOPE,
     GLOBAL_SCOPE,
+    SQLiteVersionReader,
     account_row_scope,
     account_scope,
     read_scopes,
@@ -252,3 +256,29 @@ async def test_a_rolled_back_savepoint_keeps_the_scopes_written_before_it(db: Da
     assert advanced(before, await versions(db, (acme, Mode.TEST))) == {
         account_scope(acme.id, Mode.TEST)
     }
+
+
+async def test_the_sqlite_reader_sees_every_commit_at_once_and_only_serves_wal_files(
+    db: Database, tmp_path: Path
+) -> None:
+    if not db.is_sqlite:
+        assert SQLiteVersionReader.for_engine(db.engine) is None
+        return
+    reader = SQLiteVersionReader.for_engine(db.engine)
+    assert reader is not None
+    try:
+        account = await make_account(db)
+        scopes = read_scopes(account.id, Mode.TEST)
+        assert reader.read(scopes) == await read_versions(db.engine, scopes)
+        await seed_catalog(db, account)  # committed through the engine's own connections
+        fresh = await read_versions(db.engine, scopes)
+        assert reader.read(scopes) == fresh
+        assert fresh[-1] > 0
+    finally:
+        reader.close()
+    rollback_journal = tmp_path / "journal.db"
+    sqlite3.connect(rollback_journal).execute("CREATE TABLE t (x)").connection.close()
+    for url in (f"sqlite+aiosqlite:///{rollback_journal}", "sqlite+aiosqlite://"):
+        engine = create_async_engine(url)
+        assert SQLiteVersionReader.for_engine(engine) is None  # a reader could wait there
+        await engine.dispose()

@@ -39,8 +39,10 @@ class Context:
     throttle: ThrottleStatus | None = None
     # APQ and trusted documents; the schema checks WebSocket operations against it too.
     persisted_operations: PersistedOperations | None = None
-    # Set on HTTP requests only: the schema's ResponseCaching extension serves queries from it.
+    # Set on HTTP requests only: the schema's ResponseCaching extension serves queries from it,
+    # under the key the HTTP layer already read when it looked the request up.
     response_cache: ResponseCache | None = None
+    response_cache_key: str | None = None
 
     def signal_change(self) -> None:
         """Orders or stock changed: let this process's worker and relay look now."""

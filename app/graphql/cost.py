@@ -58,7 +58,7 @@ from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from app.accounts.rate_limits import ThrottleStatus, retry_after_header
+from app.accounts.rate_limits import RateLimiter, ThrottleStatus, retry_after_header
 from app.errors import ErrorCode
 from app.pagination import DEFAULT_PAGE_SIZE
 
@@ -405,30 +405,44 @@ class QueryCostLimiter(SchemaExtension):
             self.actual = result.actual_cost
         else:
             self.actual = calculator.actual(operation, getattr(result, "data", None))
-        if limiter is not None and key is not None and self.requested != self.actual:
-            # Back what was not used; or, when more came back than assumed, the overrun taken
-            # too, whatever the bucket holds (it may go below zero: the key then waits).
-            refunded = await limiter.refund(key, self.requested - self.actual)
-            if refunded is not None:
-                self.throttle = context.throttle = refunded
+        if limiter is not None and key is not None:
+            settled = await settle_cost(limiter, key, self.requested, self.actual)
+            if settled is not None:
+                self.throttle = context.throttle = settled
 
     def get_results(self) -> dict[str, Any]:
         if self.requested is None:
             return {}
-        throttle = self.throttle
-        return {
-            "cost": {
-                "requestedQueryCost": self.requested,
-                "actualQueryCost": self.actual,
-                "throttleStatus": None
-                if throttle is None
-                else {
-                    "maximumAvailable": float(throttle.maximum_available),
-                    "currentlyAvailable": int(throttle.currently_available),
-                    "restoreRate": float(throttle.restore_rate),
-                },
-            }
-        }
+        return {"cost": cost_extension(self.requested, self.actual, self.throttle)}
+
+
+async def settle_cost(
+    limiter: RateLimiter, key: str, requested: int, actual: int
+) -> ThrottleStatus | None:
+    """After an operation that took `requested` points: back what it did not use, or, when
+    more came back than assumed, the overrun taken too, whatever the bucket holds (it may go
+    below zero: the key then waits). The bucket after it, or None when nothing changed."""
+    if requested == actual:
+        return None
+    return await limiter.refund(key, requested - actual)
+
+
+def cost_extension(
+    requested: int, actual: int | None, throttle: ThrottleStatus | None
+) -> dict[str, Any]:
+    """`extensions.cost` in Shopify's shape: what an operation asked for and used, and its
+    key's bucket after it (null when rate limiting is off)."""
+    return {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": None
+        if throttle is None
+        else {
+            "maximumAvailable": float(throttle.maximum_available),
+            "currentlyAvailable": int(throttle.currently_available),
+            "restoreRate": float(throttle.restore_rate),
+        },
+    }
 
 
 class PricedResult(ExecutionResult):
@@ -440,6 +454,15 @@ class PricedResult(ExecutionResult):
     def __init__(self, data: dict[str, Any], actual_cost: int) -> None:
         super().__init__(data=data)
         self.actual_cost = actual_cost
+
+
+def requested_cost(execution: ExecutionContext) -> int | None:
+    """The requested cost of a query, as the limiter charged it before execution."""
+    priced = _calculator(execution)
+    if priced is None:
+        return None
+    calculator, operation = priced
+    return calculator.requested(operation)
 
 
 def actual_cost(execution: ExecutionContext) -> int | None:

@@ -26,6 +26,7 @@ from app.accounts.principals import PrincipalCache
 from app.accounts.rate_limits import (
     NoRateLimit,
     RateLimiter,
+    ThrottleStatus,
     rate_limit_headers,
     retry_after_header,
 )
@@ -34,6 +35,7 @@ from app.background import Background
 from app.config import Settings
 from app.db import Database
 from app.errors import ErrorCode, Forbidden
+from app.graphql.cache_hits import CacheHits, CacheLookup
 from app.graphql.context import Context
 from app.graphql.dataloaders import create_dataloaders
 from app.graphql.ide import GraphiQLPage
@@ -145,6 +147,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         )
         self.ide = ide or GraphiQLPage(db, settings)
         self.response_cache = response_cache
+        self.cache_hits = (
+            CacheHits(response_cache, self.persisted_operations, self.rate_limiter)
+            if response_cache
+            else None
+        )
 
     def encode_json(self, data: object) -> str:
         # A str, not bytes: Strawberry sends a str as a WebSocket *text* frame, and the
@@ -209,7 +216,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 413, f"The request body is over {self.settings.max_body_bytes} bytes."
             )
         try:
-            context = await self.authenticate(request)
+            principal = await self.principal_for(
+                api_key_from_headers(request.headers), request.headers.get("x-subaccount-id")
+            )
         except accounts.NotAuthenticated as error:
             return error_response(
                 401,
@@ -219,6 +228,21 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         except Forbidden as error:
             return error_response(403, error.message, ErrorCode.FORBIDDEN.value)
+        reads = RequestReads(self.db, shareable=True)
+        try:
+            lookup = CacheLookup()
+            if self.cache_hits is not None and not self.settings.debug:
+                lookup = await self.cache_hits.look_up(request, principal, reads)
+                if lookup.answer is not None:
+                    throttle, bucket = lookup.throttle, str(principal.api_key_id)
+                    return await self._finish(request, media_type, throttle, bucket, lookup.answer)
+            context = self.context_for(request, principal, reads, lookup.key)
+            return await self._run(request, media_type, context)
+        finally:
+            await reads.close()  # given back already, unless a path left it open
+
+    async def _run(self, request: Request, media_type: str, context: Context) -> Response:
+        """The normal path: Strawberry's whole pipeline."""
         try:
             response: Response = await self.run(request, context=context)
         except HTTPException as error:
@@ -227,19 +251,31 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 status = 405  # a mutation over GET
             headers = {"Allow": "POST"} if status == 405 else None
             failed = error_response(status, error.reason, headers=headers)
-            return await self._apply_throttle(context, failed)
+            return await self._apply_throttle(context.throttle, context.rate_limit_key, failed)
         except PersistedQueryError as error:
             failed = error_response(
                 error.status, error.message, error.code.value, {"Cache-Control": "no-store"}
             )
-            return await self._apply_throttle(context, failed)
+            return await self._apply_throttle(context.throttle, context.rate_limit_key, failed)
+        throttle, bucket = context.throttle, context.rate_limit_key
+        return await self._finish(request, media_type, throttle, bucket, response)
 
+    async def _finish(
+        self,
+        request: Request,
+        media_type: str,
+        throttle: ThrottleStatus | None,
+        rate_limit_key: str | None,
+        response: Response,
+    ) -> Response:
+        """The negotiated content type, the RateLimit headers and, for a GET, caching rules:
+        the same for an executed answer and a cache hit."""
         if media_type == GRAPHQL_RESPONSE_JSON and response.media_type == APPLICATION_JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             # The spec: a response without `data` (the request failed before execution) is 4xx.
             if not getattr(request.state, "graphql_executed", True):
                 response.status_code = 400
-        response = await self._apply_throttle(context, response)
+        response = await self._apply_throttle(throttle, rate_limit_key, response)
         if request.method == "GET" and response.status_code == 200:
             # A persisted query's GET may pass a CDN or browser cache: the answer is one
             # tenant's, for the key that asked, so only a private cache may keep it.
@@ -261,12 +297,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             "extensions"
         )
 
-    async def _apply_throttle(self, context: Context, response: Response) -> Response:
-        """RateLimit headers from the key's bucket; 429 when the cost extension refused the
-        operation. A request that never reached execution (malformed, invalid) costs 1 point."""
-        throttle = context.throttle
-        if throttle is None and context.rate_limit_key is not None:
-            throttle = await self.rate_limiter.take(context.rate_limit_key, 1)
+    async def _apply_throttle(
+        self, throttle: ThrottleStatus | None, rate_limit_key: str | None, response: Response
+    ) -> Response:
+        """RateLimit headers from the key's bucket after the request (`throttle`); 429 when the
+        cost extension refused the operation. A request that never reached execution
+        (malformed, invalid) has no `throttle` yet and costs 1 point."""
+        if throttle is None and rate_limit_key is not None:
+            throttle = await self.rate_limiter.take(rate_limit_key, 1)
             if throttle is not None and throttle.refused:
                 # Refused for the bucket, whatever else was wrong: the answer says so.
                 response = error_response(
@@ -300,11 +338,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         request._body = b"".join(chunks)  # Starlette's own cache of the read body
         return True
 
-    async def authenticate(self, request: Request) -> Context:
-        principal = await self.principal_for(
-            api_key_from_headers(request.headers), request.headers.get("x-subaccount-id")
-        )
-        reads = RequestReads(self.db, shareable=True)
+    def context_for(
+        self,
+        request: Request,
+        principal: Principal,
+        reads: RequestReads,
+        response_cache_key: str | None = None,
+    ) -> Context:
         return Context(
             db=self.db,
             settings=self.settings,
@@ -317,6 +357,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             rate_limit_key=str(principal.api_key_id),
             persisted_operations=self.persisted_operations,
             response_cache=self.response_cache,
+            response_cache_key=response_cache_key,
         )
 
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:

@@ -7,10 +7,12 @@ The key: everything the result depends on — the principal's scope (account, mo
 admin role; the account and subaccount rows as the principal holds them, since principals are
 cached for a few seconds and `viewer` answers from them), the document's SHA-256,
 `operationName`, the variables, the public base URL certificate links are built from
-(CG_PUBLIC_URL, else the request's host), whether introspection is on, the schema, the
-database and the secret key — and the current versions of the data scopes the principal may
-read (app/data_versions.py: its account in its mode, its account row, the scope every
-unreadable write advances, and the database's epoch).
+(CG_PUBLIC_URL, else the request's host), the settings that change validation or results
+(introspection, the trusted-documents manifest, the cost limits, the secret certificate ids
+derive from), the schema and the database — and the current versions of the data scopes the
+principal may read (app/data_versions.py: its account in its mode, its account row, the scope
+every unreadable write advances, and the database's epoch). `ResponseCache.key_for` is the one
+place that decides it, for the HTTP fast path (app/graphql/cache_hits.py) and this extension.
 
 Why it can never be stale: every committing write advances the versions of the scopes it
 wrote in the same transaction, and every cached read first reads those versions from the
@@ -22,40 +24,61 @@ No result read at execution time depends on the clock (no field computes an expi
 `now`; timestamps are written, not derived), so the clock is not part of the key. A field
 that ever does must make its operations uncacheable (`UNCACHEABLE_ROOT_FIELDS`).
 
-A hit still costs what the operation costs: the cost limiter (app/graphql/cost.py) runs
-before this extension and charges the requested cost; an entry keeps the actual cost of its
-data, computed when it was executed, which the limiter refunds from exactly as it would
-after an execution (without walking the data again). `extensions.cache` says HIT or MISS
-when CG_DEBUG is on.
+A hit still costs what the operation costs: an entry keeps the requested and the actual cost
+of its data, computed when it was executed. Here the cost limiter (app/graphql/cost.py) runs
+before this extension and charges the requested cost, then refunds down to the entry's
+actual cost exactly as it would after an execution (without walking the data again); the
+fast path charges the same two figures. `extensions.cache` says HIT or MISS when CG_DEBUG is
+on (the fast path stands aside then).
 """
 
 import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import orjson
 from graphql import FieldNode, OperationDefinitionNode, OperationType, get_operation_ast
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.extensions import SchemaExtension
 
 from app.accounts.service import Principal
 from app.config import Settings
-from app.data_versions import read_scopes, read_versions
-from app.graphql.cost import PricedResult, actual_cost
+from app.data_versions import SQLiteVersionReader, read_scopes, read_versions
+from app.graphql.cost import PricedResult, actual_cost, requested_cost
 from app.graphql.extensions import debug_enabled
 from app.graphql.reads import RequestReads
 
 log = logging.getLogger(__name__)
 
 REDIS_PREFIX = "cg:rc:"
+# Part of every key: a change of the entries' encoding (CachedAnswer) makes the old ones unread.
+ENTRY_FORMAT = 2
 REDIS_TIMEOUT_SECONDS = 1.0
 # Root query fields whose answers depend on something no data version covers (the clock, an
 # outside service). None today: see the module docstring.
 UNCACHEABLE_ROOT_FIELDS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """One stored answer: its costs as charged when it was executed, and its `data` encoded
+    as it was sent, so that a hit sends those very bytes."""
+
+    requested_cost: int
+    actual_cost: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return b"%d %d\n" % (self.requested_cost, self.actual_cost) + self.data
+
+    @classmethod
+    def decode(cls, value: bytes) -> "CachedAnswer":
+        costs, _, data = value.partition(b"\n")
+        requested, actual = costs.split()
+        return cls(int(requested), int(actual), data)
 
 
 class ResponseStore(Protocol):
@@ -130,33 +153,45 @@ class RedisResponseStore:
 
 class ResponseCache:
     """Keys and the store for one process's endpoint; `namespace` names the schema, the
-    database and the secret key (answers derived from it, such as callbackSigningSecret,
-    differ between processes of one Redis while CG_SECRET_KEY is being rotated)."""
+    database and the settings that change what an operation answers."""
 
     def __init__(
-        self, engine: AsyncEngine, store: ResponseStore, schema_sdl: str, secret_key: str
+        self, engine: AsyncEngine, store: ResponseStore, schema_sdl: str, settings: Settings
     ) -> None:
         self.engine = engine
         self.store = store
+        self.public_url = settings.public_url
+        self._sqlite_reader: SQLiteVersionReader | Literal[False] | None = None  # False: none
         database = engine.url.render_as_string(hide_password=True)
-        material = f"{schema_sdl}\0{database}\0{secret_key}".encode()
-        self.namespace = hashlib.sha256(material).hexdigest()
+        self.namespace = hashlib.sha256(
+            orjson.dumps([ENTRY_FORMAT, schema_sdl, database, settings_fingerprint(settings)])
+        ).hexdigest()
 
     async def key_for(
         self,
         principal: Principal,
-        settings: Settings,
         request_base_url: str,
         query: str,
         operation_name: str | None,
         variables: dict[str, Any] | None,
-        session: AsyncSession | None = None,
-    ) -> str:
-        """The key of this request's answer at the data versions current now (one statement,
-        in the request's read session when it has one)."""
-        versions = await read_versions(
-            session or self.engine, read_scopes(principal.account_id, principal.mode)
-        )
+        reads: RequestReads | None = None,
+    ) -> str | None:
+        """The key of this request's answer at the data versions current now (one statement:
+        on SQLite at once, on the loop's thread; else in the request's read session when it
+        has one). `operation_name` is the one the request sent, not one inferred from the
+        document. None when the variables cannot be keyed (nested deeper than JSON encoding
+        goes, which the schema refuses anyway): such a request is not cached."""
+        try:
+            encoded_variables = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return None
+        scopes = read_scopes(principal.account_id, principal.mode)
+        versions = self._sqlite_versions(scopes)
+        if versions is None and reads is None:
+            versions = await read_versions(self.engine, scopes)
+        elif versions is None and reads is not None:
+            async with reads.session() as session:
+                versions = await read_versions(session, scopes)
         material = orjson.dumps(
             [
                 self.namespace,
@@ -167,19 +202,45 @@ class ResponseCache:
                 principal.mode.value,
                 principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
                 principal.is_admin,
-                settings.public_url or request_base_url,
-                settings.introspection,
+                self.public_url or request_base_url,
                 hashlib.sha256(query.encode()).hexdigest(),
                 operation_name,
-                variables or {},
+                hashlib.sha256(encoded_variables).hexdigest(),
                 versions,
-            ],
-            option=orjson.OPT_SORT_KEYS,
+            ]
         )
         return hashlib.sha256(material).hexdigest()
 
+    def _sqlite_versions(self, scopes: tuple[str, ...]) -> tuple[int, ...] | None:
+        """On SQLite, the versions read at once on the loop's thread (SQLiteVersionReader),
+        opened at the first read, when the server has migrated the database; else None."""
+        if self._sqlite_reader is None:
+            self._sqlite_reader = SQLiteVersionReader.for_engine(self.engine) or False
+        return self._sqlite_reader.read(scopes) if self._sqlite_reader else None
+
     async def close(self) -> None:
+        if self._sqlite_reader:
+            self._sqlite_reader.close()
         await self.store.close()
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    """What of the settings changes whether an operation runs or what it answers: processes
+    sharing a Redis store share entries only when this is the same."""
+    manifest = settings.trusted_documents.read_bytes() if settings.trusted_documents else b""
+    rate_limited = settings.rate_limit_per_second > 0
+    return hashlib.sha256(
+        orjson.dumps(
+            [
+                settings.introspection,
+                hashlib.sha256(manifest).hexdigest(),
+                settings.max_query_cost,
+                settings.rate_limit_burst if rate_limited else None,
+                # Certificate ids derive from the secret: hashed, never kept.
+                hashlib.sha256(settings.secret_key.get_secret_value().encode()).hexdigest(),
+            ]
+        )
+    ).hexdigest()
 
 
 def create_response_cache(
@@ -193,10 +254,10 @@ def create_response_cache(
         store = RedisResponseStore(settings.redis_url, settings.response_cache_ttl_seconds)
     else:
         store = MemoryResponseStore(settings.response_cache_max_bytes)
-    return ResponseCache(engine, store, schema_sdl, settings.secret_key.get_secret_value())
+    return ResponseCache(engine, store, schema_sdl, settings)
 
 
-def _cacheable(operation: OperationDefinitionNode | None) -> bool:
+def cacheable(operation: OperationDefinitionNode | None) -> bool:
     if operation is None or operation.operation is not OperationType.QUERY:
         return False
     return not any(
@@ -222,27 +283,30 @@ class ResponseCaching(SchemaExtension):
             return
         document = execution.graphql_document
         operation = get_operation_ast(document, execution.operation_name) if document else None
-        if not _cacheable(operation):
+        if not cacheable(operation):
             yield
             return
-        # The versions are read before any data, through the request's shared read session
-        # (OperationReads, listed before this extension, has shared it): an answer is stored
-        # under versions no newer than the data it was computed from.
-        reads: RequestReads | None = getattr(context, "reads", None)
-        async with reads.session() if reads is not None else nullcontext() as session:
+        # The HTTP fast path has read the versions already when it looked this request up;
+        # else they are read here, before any data, through the request's shared read session
+        # (OperationReads, listed before this extension, has shared it): either way an answer
+        # is stored under versions no newer than the data it was computed from.
+        key: str | None = getattr(context, "response_cache_key", None)
+        if key is None:
             key = await cache.key_for(
                 principal,
-                context.settings,
                 str(request.base_url),
                 execution.query,
-                execution.operation_name,
+                getattr(execution, "_provided_operation_name", None),
                 execution.variables,
-                session,
+                getattr(context, "reads", None),
             )
+        if key is None:
+            yield
+            return
         cached = await cache.store.get(key)
         if cached is not None:
-            entry = orjson.loads(cached)
-            execution.result = PricedResult(entry["data"], entry["cost"])
+            answer = CachedAnswer.decode(cached)
+            execution.result = PricedResult(orjson.loads(answer.data), answer.actual_cost)
             self.outcome = "HIT"
             yield
             return
@@ -250,8 +314,10 @@ class ResponseCaching(SchemaExtension):
         yield
         result = execution.result
         if result is not None and not result.errors and result.data is not None:
-            entry = {"data": result.data, "cost": actual_cost(execution)}
-            await cache.store.put(key, orjson.dumps(entry))
+            requested, actual = requested_cost(execution), actual_cost(execution)
+            if requested is not None and actual is not None:
+                answer = CachedAnswer(requested, actual, orjson.dumps(result.data))
+                await cache.store.put(key, answer.encode())
 
     def get_results(self) -> dict[str, Any]:
         if self.outcome is None or not debug_enabled(self.execution_context.context):

@@ -47,6 +47,7 @@ from app.graphql.webhooks import WebhookMutations, WebhookQueries
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 2_000
+PARSE_CACHE_SIZE = 256  # documents; the HTTP cache-hit path shares this cache
 # The depth and alias rules, built once: each QueryDepthLimiter or MaxAliasesLimiter instance
 # makes a new rule class, and CachedValidation is keyed by the rule classes, so a fresh
 # instance per operation would validate every document again (every one of 1,000
@@ -218,7 +219,7 @@ def get_schema() -> strawberry.Schema:
             lambda: AddValidationRules(DEPTH_RULES),
             lambda: AddValidationRules(ALIAS_RULES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: CachedParsing(maxsize=256),
+            lambda: CachedParsing(maxsize=PARSE_CACHE_SIZE),
             CachedValidation,
         ],
     )

@@ -1,8 +1,12 @@
 """Two server processes on one database (PostgreSQL, or one SQLite file), each with its own
 in-memory response cache: a write through one is seen by the very next read through the other,
-which had cached the old answer."""
+which had cached the old answer. And one server's hits, answered before Strawberry, over real
+sockets: the very bytes and headers of the executed answer."""
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +19,11 @@ ORDERS = "{ orders(first: 20) { totalCount edges { node { id state mass { amount
 VIEWER = "{ viewer { mode account { name status } } }"
 CREATE = 'mutation { createOrderByMass(input: {mass: {amount: "3", unit: KG}}) { order { id } } }'
 PORTS = range(18200, 18300)  # this test's own range on the shared machine
+FAST_PATH_PORTS = range(18600, 18700)  # the fast-path test's
 
 
-def port_in_range(taken: set[int]) -> int:
-    for port in PORTS:
+def port_in_range(taken: set[int], ports: range = PORTS) -> int:
+    for port in ports:
         if port in taken:
             continue
         with socket.socket() as probe:
@@ -27,7 +32,7 @@ def port_in_range(taken: set[int]) -> int:
             except OSError:
                 continue
         return port
-    raise AssertionError(f"no free port in {PORTS}")
+    raise AssertionError(f"no free port in {ports}")
 
 
 @contextmanager
@@ -91,3 +96,56 @@ def test_processes_sharing_a_redis_cache_share_answers_and_never_serve_stale_one
         ask(reader, key, VIEWER)
         assert ask(writer, key, VIEWER)["extensions"]["cache"] == "HIT"  # cached by the other
         write_then_read_elsewhere(writer, reader)
+
+
+def comparable(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    """What two answers to one request must share: all but the request id and the clock."""
+    varying = ("x-request-id", "date")
+    headers = {k: v for k, v in response.headers.items() if k not in varying}
+    return response.status_code, response.content, headers
+
+
+def create_key(database_url: str, mode: str = "test") -> str:
+    environment = {**os.environ, "CG_DATABASE_URL": database_url, "CG_SECRET_KEY": "e2e-secret"}
+    created = subprocess.run(
+        [sys.executable, "-m", "app", "keys", "create", "--account", "demo", "--mode", mode],
+        check=True,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_a_hit_sends_over_sockets_the_bytes_and_headers_of_the_executed_answer(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two keys of one principal scope share answers but not buckets: the first key's read is
+    executed, the second key's is served from the cache, and they must agree byte for byte."""
+    options = {"CG_RUN_WORKER": "false", "CG_RATE_LIMIT_PER_SECOND": "0.001"}
+    port = port_in_range(set(), FAST_PATH_PORTS)
+    with launch(database_url, tmp_path / "server.log", port, **options) as server:
+        keys = [server.demo_key("test", "standard"), create_key(database_url)]
+        for key in keys:
+            ask(server, key, "{ __typename }")  # a key's first use is a write (lastUsedAt)
+        for accept in ("application/json", "application/graphql-response+json"):
+            document = ORDERS if accept == "application/json" else VIEWER
+            answers = [
+                httpx.post(
+                    f"{server.base_url}/graphql",
+                    json={"query": document},
+                    headers={"Authorization": f"Bearer {key}", "Accept": accept},
+                    timeout=10,
+                )
+                for key in keys
+            ]
+            executed, hit = (comparable(answer) for answer in answers)
+            assert hit == executed
+            assert executed[0] == 200
+            assert executed[2]["content-type"] == accept
+            assert executed[2]["ratelimit"].startswith('"cost";r=')
+
+        before = ask(server, keys[1], ORDERS)["data"]["orders"]["totalCount"]
+        ask(server, keys[0], CREATE)
+        assert ask(server, keys[1], ORDERS)["data"]["orders"]["totalCount"] == before + 1

@@ -1,7 +1,10 @@
 """The response cache never answers stale: random writes from every writer, interleaved with
-cached reads, each compared with an uncached execution at that moment, on both databases."""
+cached reads (through the HTTP entry, where hits are answered before Strawberry), each compared
+with an uncached execution at that moment, on both databases."""
 
 import asyncio
+import hashlib
+import json
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -9,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -18,10 +22,17 @@ from app.db import Database, utcnow
 from app.events.broker import MemoryBroker
 from app.events.relay import relay_pending
 from app.events.webhooks.dispatcher import deliver_due, http_client
+from app.graphql.cache_hits import CacheHits
 from app.graphql.response_cache import MemoryResponseStore, RedisResponseStore
 from app.main import create_app
 from app.offsets.fulfilment import fulfil_pending
-from tests.conftest import TEST_SECRET, counting_statements, make_key
+from tests.conftest import (
+    TEST_SECRET,
+    counting_statements,
+    make_account,
+    make_key,
+    versions_statements,
+)
 from tests.events.receiver import Receiver, webhook_receiver
 from tests.offsets_fixtures import gid, make_subaccount, seed_catalog
 
@@ -69,6 +80,7 @@ class Caller:
     cached: httpx.AsyncClient
     uncached: httpx.AsyncClient
     documents: list[str]
+    hits: CacheHits  # the cached app's
 
 
 @dataclass
@@ -103,13 +115,13 @@ async def read_and_compare(world: World, caller: Caller, query: str) -> None:
     variables = {"id": world.orders[-1]} if "$id" in query and world.orders else {}
     if "$id" in query and not variables:
         return
+    served = caller.hits.served
     cached = await _post(caller.cached, caller, query, variables)
     fresh = await _post(caller.uncached, caller, query, variables)
     assert "errors" not in fresh, fresh
     assert cached.get("data") == fresh["data"], (caller.name, query, variables)
     assert "cache" not in fresh.get("extensions", {})
-    outcome = cached["extensions"]["cache"]
-    if outcome == "HIT":
+    if caller.hits.served > served:
         world.hits += 1
     else:
         world.misses += 1
@@ -189,26 +201,36 @@ WRITES: list[Callable[[World, random.Random], Coroutine[Any, Any, None]]] = [
 ]
 
 
+@dataclass
+class Apps:
+    clients: dict[str, httpx.AsyncClient]
+    hits: dict[str, CacheHits]
+
+
 @pytest.fixture
-async def apps(settings: Settings, db: Database) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    cached = settings.model_copy(update={"debug": True, "allow_private_webhooks": True})
-    uncached = cached.model_copy(update={"response_cache": False})
-    clients = {}
+async def apps(settings: Settings, db: Database) -> AsyncIterator[Apps]:
+    # Debug is off on the cached side, so that hits take the fast path (which stands aside in
+    # debug); the uncached twins' debug shows their errors, should one ever fail.
+    cached = settings.model_copy(update={"allow_private_webhooks": True})
+    uncached = cached.model_copy(update={"response_cache": False, "debug": True})
+    apps = Apps({}, {})
     for name, app_settings, host in (
         ("cached", cached, "http://testserver"),
         ("uncached", uncached, "http://testserver"),
         ("cached-other-host", cached, "http://other.example"),
         ("uncached-other-host", uncached, "http://other.example"),
     ):
-        transport = httpx.ASGITransport(app=create_app(app_settings, database=db))
-        clients[name] = httpx.AsyncClient(transport=transport, base_url=host)
-    yield clients
-    for client in clients.values():
+        app = create_app(app_settings, database=db)
+        transport = httpx.ASGITransport(app=app)
+        apps.clients[name] = httpx.AsyncClient(transport=transport, base_url=host)
+        apps.hits[name] = app.state.cache_hits
+    yield apps
+    for client in apps.clients.values():
         await client.aclose()
 
 
 async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
-    db: Database, account: Account, apps: dict[str, httpx.AsyncClient]
+    db: Database, account: Account, apps: Apps
 ) -> None:
     catalog = await seed_catalog(db, account)
     await seed_catalog(db, account, Mode.LIVE)
@@ -222,9 +244,10 @@ async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
         return Caller(
             name,
             {"Authorization": f"Bearer {key}", **headers},
-            apps[f"cached{host}"],
-            apps[f"uncached{host}"],
+            apps.clients[f"cached{host}"],
+            apps.clients[f"uncached{host}"],
             documents,
+            apps.hits[f"cached{host}"],
         )
 
     admin = caller("admin", admin_key, everything)
@@ -297,18 +320,20 @@ async def test_a_hit_is_charged_like_the_execution_it_replaces(
     assert f"r={available[1]};" in second.headers["RateLimit"]
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["fast path", "in the schema"])
 async def test_a_hit_reads_only_the_data_versions_after_authentication(
-    settings: Settings, db: Database, account: Account, test_key: str
+    settings: Settings, db: Database, account: Account, test_key: str, debug: bool
 ) -> None:
     await seed_catalog(db, account)
-    async with _app_client(settings, db, debug=True) as http:
+    async with _app_client(settings, db, debug=debug) as http:
         await _ask(http, test_key, NESTED)
         with counting_statements(db) as statements:
             hit = await _ask(http, test_key, NESTED)
-    assert hit.json()["extensions"]["cache"] == "HIT"
+        assert _hits(http).served == (0 if debug else 1)
+    assert hit.json()["extensions"].get("cache", "HIT") == "HIT"
     after_auth = [s for s in statements if "api_key" not in s and "FROM account" not in s]
-    assert len(after_auth) == 1
-    assert "FROM data_version" in after_auth[0]
+    assert len(after_auth) == versions_statements(db)  # on SQLite, outside the engine
+    assert all("FROM data_version" in statement for statement in after_auth)
 
 
 async def test_the_cache_is_reported_only_in_debug_and_can_be_turned_off(
@@ -427,3 +452,223 @@ async def test_processes_with_other_secrets_sharing_a_redis_never_get_each_other
         fresh = (await _ask(uncached, admin_key, query)).json()["data"]
     assert fresh != before
     assert after == fresh
+
+
+# The fast path: a hit answered before Strawberry, as the execution it replaces would answer.
+
+CHEAP = "{ orders(first: 20) { edges { node { id allocations { mass { amount } } } } } }"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APQ_GET_HEADERS = ("cache-control", "vary")
+
+
+def _hits(http: httpx.AsyncClient) -> CacheHits:
+    app = http._transport.app  # type: ignore[attr-defined]
+    hits: CacheHits = app.state.cache_hits
+    return hits
+
+
+def _comparable(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+    return response.status_code, response.content, headers
+
+
+async def test_a_fast_hit_sends_the_bytes_and_headers_an_execution_sends(
+    settings: Settings, db: Database, account: Account
+) -> None:
+    """Two keys of one principal scope share answers but not buckets: the first key's answer
+    is executed, the second's is the same request served from the cache, each from a full
+    bucket, so the two must agree byte for byte, headers included."""
+    await seed_catalog(db, account)
+    sha256 = hashlib.sha256(NESTED.encode()).hexdigest()
+    by_hash = {"persistedQuery": {"version": 1, "sha256Hash": sha256}}
+    variants: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+        ("POST", {"query": NESTED}, {}),
+        (
+            "POST",
+            {"query": CHEAP, "variables": {}},
+            {"Accept": "application/graphql-response+json"},
+        ),
+        ("GET", {"query": "query Named { viewer { mode } }", "operationName": "Named"}, {}),
+        ("GET", {"extensions": json.dumps(by_hash)}, {}),
+    ]
+    async with _app_client(
+        settings, db, rate_limit_per_second=0.001, rate_limit_burst=1_000
+    ) as http:
+        registered = await http.post(
+            "/graphql",
+            json={"query": NESTED, "extensions": by_hash},
+            headers={"Authorization": f"Bearer {(await make_key(db, account))[1]}"},
+        )
+        assert registered.status_code == 200
+        for method, parameters, headers in variants:
+            first, second = [(await make_key(db, account))[1] for _ in range(2)]
+            for key in (first, second):  # a key's first use is a write (lastUsedAt)
+                await _ask(http, key, "{ __typename }")
+            served = _hits(http).served
+            answers = [
+                await http.request(
+                    method,
+                    "/graphql",
+                    **({"json": parameters} if method == "POST" else {"params": parameters}),
+                    headers={"Authorization": f"Bearer {key}", **headers},
+                )
+                for key in (first, second)
+            ]
+            assert _hits(http).served == served + 1
+            executed, hit = (_comparable(answer) for answer in answers)
+            assert hit == executed, (method, parameters)
+            status, body, sent = hit
+            assert status == 200
+            cost = orjson.loads(body)["extensions"]["cost"]
+            left = 1_000 - 1 - cost["actualQueryCost"]  # the warm-up cost 1
+            assert cost["throttleStatus"]["currentlyAvailable"] == left
+            assert sent["ratelimit"].startswith(f'"cost";r={left};')
+            assert sent["content-type"] == headers.get("Accept", "application/json")
+            if method == "GET":
+                assert [sent[name] for name in APQ_GET_HEADERS] == [
+                    "private",
+                    "Authorization, X-API-Key, X-Subaccount-Id",
+                ]
+
+
+async def test_a_fast_hit_is_charged_its_requested_cost_then_settled_to_its_actual(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(
+        settings, db, rate_limit_per_second=0.001, rate_limit_burst=1_000
+    ) as http:
+        answers = [(await _ask(http, test_key, NESTED)).json() for _ in range(3)]
+        assert _hits(http).served == 2
+    costs = [answer["extensions"]["cost"] for answer in answers]
+    assert len({(c["requestedQueryCost"], c["actualQueryCost"]) for c in costs}) == 1
+    requested, actual = costs[0]["requestedQueryCost"], costs[0]["actualQueryCost"]
+    assert requested > actual  # no orders: the page came back empty, the rest refunded
+    available = [c["throttleStatus"]["currentlyAvailable"] for c in costs]
+    assert available == [1_000 - actual, 1_000 - 2 * actual, 1_000 - 3 * actual]
+
+
+async def test_a_bucket_that_cannot_pay_a_hit_gets_the_normal_throttled_answer(
+    settings: Settings, db: Database, account: Account
+) -> None:
+    # CHEAP asks 2 + 20 x 3 = 62 points and, with no orders, uses 2: a bucket of 63 pays it
+    # once (63 - 62 + 60 = 61 left), then holds too little to take 62 again.
+    (_, first), (_, second) = await make_key(db, account), await make_key(db, account)
+    async with _app_client(settings, db, rate_limit_per_second=0.001, rate_limit_burst=63) as http:
+        await _ask(http, second, "{ __typename }")  # a key's first use is a write (lastUsedAt)
+        executed = await _ask(http, first, CHEAP)
+        assert executed.json()["extensions"]["cost"]["requestedQueryCost"] == 62
+        throttled = await _ask(http, first, CHEAP)
+        assert _hits(http).served == 0
+        assert throttled.status_code == 429
+        assert throttled.headers["Retry-After"]
+        assert throttled.headers["RateLimit"].startswith('"cost";r=61;')
+        body = throttled.json()
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert body["extensions"]["cost"]["actualQueryCost"] is None
+        # The answer was in the cache all along: another key of the scope is served from it.
+        assert (await _ask(http, second, CHEAP)).json()["data"] == executed.json()["data"]
+        assert _hits(http).served == 1
+
+
+async def test_fast_hits_never_cross_principals(
+    settings: Settings, db: Database, account: Account
+) -> None:
+    other = await make_account(db, "other", "Other Ltd")
+    for owner, mode in ((account, Mode.TEST), (account, Mode.LIVE), (other, Mode.TEST)):
+        await seed_catalog(db, owner, mode)
+    subaccount = await make_subaccount(db, account)
+    principals = {
+        "test": ((await make_key(db, account))[1], {}),
+        "live": ((await make_key(db, account, Mode.LIVE))[1], {}),
+        "admin": ((await make_key(db, account, admin=True))[1], {}),
+        "subaccount": (
+            (await make_key(db, account))[1],
+            {"X-Subaccount-Id": gid("Subaccount", subaccount.id)},
+        ),
+        "other account": ((await make_key(db, other))[1], {}),
+    }
+    document = """{ viewer { mode admin subaccount { id } account { slug } }
+      bundles(first: 5) { edges { node { id name } } } }"""
+    answers: dict[str, Any] = {}
+    async with _app_client(settings, db) as http:
+        for key, _ in principals.values():  # a key's first use is a write (lastUsedAt)
+            await _ask(http, key, "{ __typename }")
+        for round_ in range(3):
+            for name, (key, headers) in principals.items():
+                served = _hits(http).served
+                response = await http.post(
+                    "/graphql",
+                    json={"query": document},
+                    headers={"Authorization": f"Bearer {key}", **headers},
+                )
+                body = response.json()
+                assert "errors" not in body, body
+                assert _hits(http).served == served + (round_ > 0), (name, round_)
+                assert answers.setdefault(name, body["data"]) == body["data"], name
+    viewers = {name: data["viewer"] for name, data in answers.items()}
+    assert len({orjson.dumps(v) for v in viewers.values()}) == len(principals)
+    bundles = {name: orjson.dumps(data["bundles"]) for name, data in answers.items()}
+    assert bundles["test"] != bundles["live"] != bundles["other account"] != bundles["test"]
+
+
+async def test_after_a_write_the_next_read_is_executed_again(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    await seed_catalog(db, account)
+    async with _app_client(settings, db) as http:
+        before = (await _ask(http, test_key, NESTED)).json()["data"]
+        assert (await _ask(http, test_key, NESTED)).json()["data"] == before
+        assert _hits(http).served == 1
+        created = await http.post(
+            "/graphql",
+            json={"query": CREATE, "variables": {"input": {"mass": {"amount": "2", "unit": "KG"}}}},
+            headers={"Authorization": f"Bearer {test_key}"},
+        )
+        order = created.json()["data"]["createOrderByMass"]["order"]["id"]
+        after = (await _ask(http, test_key, NESTED)).json()["data"]
+        assert _hits(http).served == 1  # a miss, executed
+        assert [edge["node"]["id"] for edge in after["orders"]["edges"]] == [order]
+        assert (await _ask(http, test_key, NESTED)).json()["data"] == after
+        assert _hits(http).served == 2
+
+
+async def test_debug_mode_and_unusual_requests_take_the_normal_path(
+    settings: Settings, db: Database, test_key: str
+) -> None:
+    auth = {"Authorization": f"Bearer {test_key}"}
+    async with _app_client(settings, db, debug=True) as http:
+        for _ in range(2):
+            assert (await _ask(http, test_key, VIEWER)).json()["extensions"]["cache"]
+        assert _hits(http).served == 0
+    async with _app_client(settings, db) as http:
+        for _ in range(2):  # cached, then a hit: the unusual requests below could hit it
+            await _ask(http, test_key, VIEWER)
+        assert _hits(http).served == 1
+        unusual: list[Any] = [
+            [{"query": VIEWER}],  # a batch
+            {"query": VIEWER, "extensions": {"tracing": True}},
+            {"query": VIEWER, "variables": "not an object"},
+            {"query": VIEWER, "extensions": 0},  # a 400, as `"extensions": 1` is
+            {"query": "query A { viewer { mode } } query B { viewer { admin } }"},
+            {"query": "{ viewer { mode "},
+        ]
+        for _ in range(2):
+            for body in unusual:
+                await http.post("/graphql", json=body, headers=auth)
+        assert _hits(http).served == 1
+        odd = await http.post("/graphql", json={"query": VIEWER, "extensions": 0}, headers=auth)
+        assert odd.status_code == 400
+        # Variables nested deeper than orjson encodes (undeclared, so the schema lets them be):
+        # answered, not cached.
+        deep: Any = []
+        for _ in range(300):
+            deep = [deep]
+        nested = await http.post(
+            "/graphql", json={"query": VIEWER, "variables": {"unused": deep}}, headers=auth
+        )
+        assert nested.status_code == 200, nested.text
+        for name in ("variables", "extensions"):
+            params = {"query": VIEWER, name: "null"}
+            assert (await http.get("/graphql", params=params, headers=auth)).status_code == 400
+        assert _hits(http).served == 1

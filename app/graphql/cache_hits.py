@@ -1,0 +1,174 @@
+"""Cache hits over HTTP, answered before Strawberry runs: the stored bytes, charged as executed.
+
+A query whose answer is in the response cache (app/graphql/response_cache.py) needs none of
+Strawberry's pipeline: its document parsed, validated, within the limits and error-free when
+it was stored, and the key names every setting that could change that. So `CacheHits` reads
+the raw request, asks `ResponseCache.key_for` for its key (one statement, the data versions:
+on SQLite at once on the loop's thread, else in the request's read session), and on a hit
+sends the stored `data` bytes with the cost extension and RateLimit headers the normal path
+would send. The bucket is charged as the
+limiter charges an execution: the requested cost taken (a bucket that cannot pay it leaves
+the request to the normal path, whose answer is the THROTTLED one), then settled to the
+actual cost.
+
+Anything else goes the normal way, with the key already read handed over in the context, so
+a miss reads the versions once: batches, errors, mutations, subscriptions, an APQ
+registration (text and hash: the normal path stores it), a request this module does not
+read exactly as Strawberry would (unknown extensions, odd JSON types), and debug mode (whose
+answers say `extensions.cache`).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import DocumentNode, GraphQLError, get_operation_ast
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.http import GraphQLRequestData
+
+from app.accounts.rate_limits import RateLimiter, ThrottleStatus
+from app.accounts.service import Principal
+from app.graphql.cost import cost_extension, settle_cost
+from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS, CachedParsing
+from app.graphql.persisted import PersistedOperations, PersistedQueryError
+from app.graphql.reads import RequestReads
+from app.graphql.response_cache import CachedAnswer, ResponseCache, cacheable
+from app.graphql.schema import MAX_TOKENS, PARSE_CACHE_SIZE
+
+# The schema's own parse cache (Strawberry shares one per size), called as the schema calls
+# it (with its token limit), so a document is parsed once for both paths.
+_parse = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
+PERSISTED_QUERY = "persistedQuery"
+
+
+@dataclass(frozen=True)
+class AskedQuery:
+    """A cacheable query as the request asks it: what its key is made of."""
+
+    query: str
+    operation_name: str | None
+    variables: dict[str, Any] | None
+
+
+@dataclass
+class CacheLookup:
+    """What looking a request up found: the answer to send, with the key's bucket after it
+    (None when rate limiting is off); or no answer, and the key when it was read (handed to
+    the normal path, which then stores its answer under it)."""
+
+    key: str | None = None
+    answer: Response | None = None
+    throttle: ThrottleStatus | None = None
+
+
+class CacheHits:
+    def __init__(
+        self, cache: ResponseCache, persisted: PersistedOperations, rate_limiter: RateLimiter
+    ) -> None:
+        self.cache = cache
+        self.persisted = persisted
+        self.rate_limiter = rate_limiter
+        self.served = 0  # answers sent from here, for tests and operators to see
+
+    async def look_up(
+        self, request: Request, principal: Principal, reads: RequestReads
+    ) -> CacheLookup:
+        """The cached answer (200, application/json, the cost in `extensions`) with the key's
+        bucket charged, or what the normal path needs to answer instead."""
+        asked = await self._asked(request)
+        if asked is None:
+            return CacheLookup()
+        reads.share()  # a query: on a miss its data is read in the same session, after
+        key = await self.cache.key_for(
+            principal,
+            str(request.base_url),
+            asked.query,
+            asked.operation_name,
+            asked.variables,
+            reads,
+        )
+        if key is None:
+            return CacheLookup()
+        stored = await self.cache.store.get(key)
+        if stored is None:
+            return CacheLookup(key)
+        answer = CachedAnswer.decode(stored)
+        bucket = str(principal.api_key_id)
+        throttle = await self.rate_limiter.take(bucket, answer.requested_cost)
+        if throttle is not None and throttle.refused:
+            return CacheLookup(key)  # the normal path answers THROTTLED
+        settled = await settle_cost(
+            self.rate_limiter, bucket, answer.requested_cost, answer.actual_cost
+        )
+        throttle = settled or throttle
+        await reads.close()
+        self.served += 1
+        cost = cost_extension(answer.requested_cost, answer.actual_cost, throttle)
+        # Byte for byte what Strawberry's orjson encoding of {"data", "extensions"} gives.
+        body = b'{"data":%b,"extensions":%b}' % (answer.data, orjson.dumps({"cost": cost}))
+        return CacheLookup(key, Response(body, media_type="application/json"), throttle)
+
+    async def _asked(self, request: Request) -> AskedQuery | None:
+        """The request's query, if it is one single cacheable query read exactly as the normal
+        path reads it; else None."""
+        parameters = await _parameters(request)
+        if parameters is None:
+            return None
+        query = parameters.get("query")
+        operation_name = parameters.get("operationName")
+        variables = parameters.get("variables")
+        extensions = parameters.get("extensions")
+        # Strictly what Strawberry accepts (`"extensions": 0` is a 400 there, not "none").
+        if not (
+            isinstance(query, str | None)
+            and isinstance(operation_name, str | None)
+            and isinstance(variables, dict | None)
+            and isinstance(extensions, dict | None)
+        ):
+            return None
+        extensions = extensions or {}
+        if not set(extensions) <= {PERSISTED_QUERY}:
+            return None
+        if PERSISTED_QUERY in extensions and query is not None:
+            return None  # an APQ registration: the normal path registers it when it runs
+        try:
+            resolved = await self.persisted.resolve(
+                GraphQLRequestData(query, variables, operation_name, extensions or None)
+            )
+        except PersistedQueryError:
+            return None  # unknown hash, untrusted text: the normal path says so
+        if resolved.query is None or len(resolved.query) > MAX_DOCUMENT_CHARACTERS:
+            return None
+        document = _document(resolved.query)
+        if document is None or not cacheable(get_operation_ast(document, operation_name)):
+            return None
+        return AskedQuery(resolved.query, operation_name, variables)
+
+
+async def _parameters(request: Request) -> dict[str, Any] | None:
+    """The GraphQL-over-HTTP parameters of a POST body or GET query string, JSON decoded."""
+    if request.method == "POST":
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        return body if isinstance(body, dict) else None  # a batch is no cacheable query
+    parameters: dict[str, Any] = dict(request.query_params)
+    for name in ("variables", "extensions"):
+        if name in parameters:
+            try:
+                parameters[name] = orjson.loads(parameters[name])
+            except orjson.JSONDecodeError:
+                return None
+            if not isinstance(parameters[name], dict):
+                return None  # `variables=null` in a URL is a 400 there, not "none"
+    return parameters
+
+
+def _document(query: str) -> DocumentNode | None:
+    try:
+        document: DocumentNode = _parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return None
+    return document
