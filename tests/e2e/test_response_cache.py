@@ -4,7 +4,6 @@ which had cached the old answer. And one server's hits, answered before Strawber
 sockets: the very bytes and headers of the executed answer."""
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,21 +17,6 @@ from tests.e2e.conftest import RunningServer, launch
 ORDERS = "{ orders(first: 20) { totalCount edges { node { id state mass { amount unit } } } } }"
 VIEWER = "{ viewer { mode account { name status } } }"
 CREATE = 'mutation { createOrderByMass(input: {mass: {amount: "3", unit: KG}}) { order { id } } }'
-PORTS = range(18200, 18300)  # this test's own range on the shared machine
-FAST_PATH_PORTS = range(18600, 18700)  # the fast-path test's
-
-
-def port_in_range(taken: set[int], ports: range = PORTS) -> int:
-    for port in ports:
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise AssertionError(f"no free port in {ports}")
 
 
 @contextmanager
@@ -41,11 +25,11 @@ def two_servers(
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     # No workers: nothing but the test's own requests writes.
     options = {"CG_RUN_WORKER": "false", "CG_DEBUG": "true", **env}
-    first = port_in_range(set())
-    with launch(database_url, tmp_path / "a.log", first, **options) as a:
-        second = port_in_range({first})
-        with launch(database_url, tmp_path / "b.log", second, **options) as b:
-            yield a, b
+    with (
+        launch(database_url, tmp_path / "a.log", **options) as a,
+        launch(database_url, tmp_path / "b.log", **options) as b,
+    ):
+        yield a, b
 
 
 def ask(server: RunningServer, key: str, query: str) -> dict:  # type: ignore[type-arg]
@@ -124,8 +108,7 @@ def test_a_hit_sends_over_sockets_the_bytes_and_headers_of_the_executed_answer(
     """Two keys of one principal scope share answers but not buckets: the first key's read is
     executed, the second key's is served from the cache, and they must agree byte for byte."""
     options = {"CG_RUN_WORKER": "false", "CG_RATE_LIMIT_PER_SECOND": "0.001"}
-    port = port_in_range(set(), FAST_PATH_PORTS)
-    with launch(database_url, tmp_path / "server.log", port, **options) as server:
+    with launch(database_url, tmp_path / "server.log", **options) as server:
         keys = [server.demo_key("test", "standard"), create_key(database_url)]
         for key in keys:
             ask(server, key, "{ __typename }")  # a key's first use is a write (lastUsedAt)
