@@ -391,7 +391,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        # HTTP requests get their context from `authenticate`; this one serves a WebSocket, and
+        # HTTP requests get their context from `context_for`; this one serves a WebSocket, and
         # `on_ws_connect` fills in its principal from the connection_init payload or headers.
         reads = RequestReads(self.db)
         return Context(

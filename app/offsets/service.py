@@ -453,14 +453,6 @@ async def stage_order_by_value(
     )
 
 
-async def create_order_by_value(
-    session: AsyncSession, principal: Principal, amount: Any, currency: str, options: OrderOptions
-) -> OffsetOrder:
-    return await write_staged(
-        session, await stage_order_by_value(session, principal, amount, currency, options)
-    )
-
-
 def grams_to_offset(estimate: Estimate) -> int:
     """An estimate's offset: its exact milligrams rounded up, so the offset covers it."""
     return -(-estimate.total_emission_mg // 1000)
