@@ -46,12 +46,16 @@ class Settings(BaseSettings):
     # How often a process checks the keys of its open WebSockets (one statement for all of
     # them) and closes those of revoked keys and suspended accounts with 4403.
     ws_access_check_seconds: float = Field(default=2.0, gt=0)
-    # The response cache (app/graphql/response_cache.py): on by default; in memory up to
-    # `response_cache_max_bytes`, or in Redis for `response_cache_ttl_seconds` when
-    # CG_REDIS_URL is set.
+    # The response cache (app/graphql/response_cache.py): on by default; in memory, or in
+    # Redis when CG_REDIS_URL is set (for `response_cache_ttl_seconds` at most). Either way
+    # its entries total at most `response_cache_max_bytes`, and an answer over an eighth of
+    # that is not stored. A Redis call that takes longer than the timeout is a miss, and
+    # Redis is then left alone for the pause: requests are answered uncached meanwhile.
     response_cache: bool = True
     response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     response_cache_ttl_seconds: int = Field(default=300, ge=1)
+    response_cache_redis_timeout_seconds: float = Field(default=0.05, gt=0, le=10)
+    response_cache_redis_pause_seconds: float = Field(default=5.0, ge=0, le=3600)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None

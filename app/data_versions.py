@@ -13,9 +13,12 @@ a Session class. ORM objects are scoped by their own `account_id` and `mode` (a 
 them, such as a webhook attempt or an order line, by the row its foreign key names); Core
 INSERT/UPDATE/DELETE statements by their values or WHERE equalities, or else by the scopes
 of the rows they are about to change (one SELECT with the same WHERE); statements we cannot
-read (text DML, INSERT … SELECT) advance `*`. Just before the commit, one statement advances
-every touched scope, in that same transaction: a reader sees the new data and the new version
-together, or neither.
+read (text DML, INSERT … SELECT) advance `*`. A write that moves a row to another account or
+mode (an ORM object's changed `account_id`/`mode`, an UPDATE that sets them, a changed foreign
+key of a row scoped by its parent) advances the scope it leaves and the one it enters; an
+UPDATE setting them to an SQL expression, whose result we cannot tell, advances `*`.
+Just before the commit, one statement advances every touched scope, in that same
+transaction: a reader sees the new data and the new version together, or neither.
 
 The SELECT before an UPDATE/DELETE sees the rows committed when it runs. Under PostgreSQL's
 READ COMMITTED the statement itself may also match a row another transaction commits in the
@@ -26,9 +29,9 @@ insert can match. A statement that could should say its account and mode in its 
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Table, event, select
+from sqlalchemy import BigInteger, Column, ColumnElement, Table, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -207,17 +210,29 @@ def _record_flushed_objects(session: Session, _flush: UOWTransaction, _instances
             continue
         columns = _scope_columns(table)
         if columns is not None:
+            # Before and after this flush: a row moved to another account or mode changes
+            # what reads of both scopes see.
             account_column, mode_column = columns
-            mode = getattr(instance, mode_column) if mode_column else None
-            scope = _scope_of(getattr(instance, account_column), mode)
-            pending.add(scope if scope is not None else GLOBAL_SCOPE)
+            accounts = _before_and_after(instance, account_column)
+            modes = _before_and_after(instance, mode_column) if mode_column else (None, None)
+            for account, mode in zip(accounts, modes, strict=True):
+                scope = _scope_of(account, mode)
+                pending.add(scope if scope is not None else GLOBAL_SCOPE)
             continue
         parent = _scoped_parent(table)
-        parent_id = getattr(instance, parent[0], None) if parent else None
-        if parent is None or parent_id is None:
+        parent_ids = set(_before_and_after(instance, parent[0])) if parent else {None}
+        if parent is None or None in parent_ids:
             pending.add(GLOBAL_SCOPE)
         else:
-            parents.setdefault(parent[1], set()).add(parent_id)
+            parents.setdefault(parent[1], set()).update(parent_ids)
+
+
+def _before_and_after(instance: object, attribute: str) -> tuple[Any, Any]:
+    """An attribute's value as last loaded or flushed, and as it is now (the same unless this
+    flush changes it)."""
+    now = getattr(instance, attribute, None)
+    history = inspect(instance).attrs[attribute].history
+    return (history.deleted[0] if history.deleted else now), now
 
 
 def _record_statement(state: ORMExecuteState) -> None:
@@ -257,14 +272,21 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
             if primary is not None and values.get(primary) is not None:
                 inserted[values[primary]] = scope
         return scopes or {GLOBAL_SCOPE}
+    parameters = state.parameters
+    parameter_sets: list[Mapping[str, Any]] = (
+        parameters if isinstance(parameters, list) else [cast(Mapping[str, Any], parameters or {})]
+    )
+    # An UPDATE that sets a scope column moves its rows: their scopes after it count too.
+    moves = [
+        _scope_assignments(statement, row, columns) if state.is_update else {}
+        for row in parameter_sets
+    ]
     known = _where_equalities(statement.whereclause)
     if account_column in known and (mode_column is None or mode_column in known):
-        mode = known[mode_column] if mode_column else None
-        scope = _scope_of(known[account_column], mode)
-        return {scope} if scope else {GLOBAL_SCOPE}
+        before = (known[account_column], known[mode_column] if mode_column else None)
+        return {_scope_after(before, move, columns) for move in [{}, *moves]}
     # The scopes of the rows about to change: same WHERE, same transaction, just before.
-    query = _scopes_query(table, columns).distinct()
-    parameters = state.parameters
+    query = _scopes_query(table, columns)
     if isinstance(parameters, list):
         # An ORM bulk UPDATE by primary key (one parameter set per row), or a Core executemany
         # whose WHERE is `primary key = :name`.
@@ -273,11 +295,59 @@ def _statement_scopes(state: ORMExecuteState, table: Any) -> set[str]:
         key = _primary_key_parameter(statement.whereclause, table.c[primary_key], primary_key)
         if key is None or any(key not in row for row in parameters):
             return {GLOBAL_SCOPE}
+        query = query.add_columns(table.c[primary_key])
         query = query.where(table.c[primary_key].in_([row[key] for row in parameters]))
-        parameters = {}
-    elif statement.whereclause is not None:
+        rows = {row[-1]: tuple(row[:-1]) for row in state.session.execute(query)}
+        scopes = {_scope_after(_pair(row, columns), {}, columns) for row in rows.values()}
+        for values, move in zip(parameters, moves, strict=True):
+            if move and (row := rows.get(values[key])) is not None:
+                scopes.add(_scope_after(_pair(row, columns), move, columns))
+        return scopes
+    if statement.whereclause is not None:
         query = query.where(statement.whereclause)
-    return _scopes_of(state.session.execute(query, parameters or {}), columns)
+    befores = [
+        _pair(row, columns) for row in state.session.execute(query.distinct(), parameters or {})
+    ]
+    return {_scope_after(before, move, columns) for before in befores for move in [{}, *moves]}
+
+
+# A scope column an UPDATE sets to an SQL expression (not a value): where the row goes is unknown.
+_UNKNOWN = object()
+
+
+def _scope_assignments(
+    statement: Any, parameters: Mapping[str, Any], columns: tuple[str, str | None]
+) -> dict[str, object]:
+    """The values an UPDATE gives the scope columns, for one parameter set: through .values()
+    (a bound value, or _UNKNOWN for an SQL expression), or through an execute parameter named
+    after the column (Core sets those too, as does the ORM's bulk UPDATE by primary key)."""
+    names = [name for name in columns if name is not None]
+    assigned: dict[str, object] = {}
+    for key, value in (statement._values or {}).items():
+        if (name := _column_name(key)) not in names:
+            continue
+        if isinstance(value, BindParameter):
+            assigned[name] = parameters.get(value.key, _bound_value(value))
+        else:
+            assigned[name] = _UNKNOWN
+    assigned.update({name: parameters[name] for name in names if name in parameters})
+    return assigned
+
+
+def _pair(row: Any, columns: tuple[str, str | None]) -> tuple[object, object]:
+    return row[0], row[1] if columns[1] is not None else None
+
+
+def _scope_after(
+    before: tuple[object, object], move: Mapping[str, object], columns: tuple[str, str | None]
+) -> str:
+    """The scope of a row that was in `before` (account, mode) once `move` is applied."""
+    account_column, mode_column = columns
+    account = move.get(account_column, before[0])
+    mode = move.get(mode_column, before[1]) if mode_column else None
+    if account is _UNKNOWN or mode is _UNKNOWN or (mode_column and mode is None):
+        return GLOBAL_SCOPE
+    return _scope_of(account, mode) or GLOBAL_SCOPE
 
 
 def _single_primary_key(table: Any) -> str | None:

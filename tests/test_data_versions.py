@@ -282,3 +282,92 @@ async def test_the_sqlite_reader_sees_every_commit_at_once_and_only_serves_wal_f
         engine = create_async_engine(url)
         assert SQLiteVersionReader.for_engine(engine) is None  # a reader could wait there
         await engine.dispose()
+
+
+# A row moved to another account or mode: reads of both scopes must see it go.
+
+MOVES = {
+    "ORM object": None,
+    "Core UPDATE by primary key": lambda key, to: (
+        update(ApiKey).where(col(ApiKey.id) == key.id).values(account_id=to[0].id, mode=to[1])
+    ),
+    "Core UPDATE with its scope in WHERE": lambda key, to: (
+        update(ApiKey)
+        .where(col(ApiKey.account_id) == key.account_id, col(ApiKey.mode) == key.mode)
+        .values({ApiKey.account_id: to[0].id, ApiKey.mode: to[1]})
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(MOVES))
+async def test_a_row_moved_between_accounts_and_modes_advances_both_scopes(
+    db: Database, how: str
+) -> None:
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    key, _ = await make_key(db, acme, Mode.TEST)
+    scopes = ((acme, Mode.TEST), (acme, Mode.LIVE), (other, Mode.TEST), (other, Mode.LIVE))
+    before = await versions(db, *scopes)
+    async with db.transaction() as session:
+        if (move := MOVES[how]) is None:
+            row = await session.get(ApiKey, key.id)
+            assert row is not None
+            row.account_id, row.mode = other.id, Mode.LIVE
+        else:
+            await session.exec(move(key, (other, Mode.LIVE)))
+    assert advanced(before, await versions(db, *scopes)) == {
+        account_scope(acme.id, Mode.TEST),
+        account_scope(other.id, Mode.LIVE),
+    }
+
+
+async def test_a_move_of_the_mode_alone_keeps_each_rows_account(db: Database) -> None:
+    # The ORM's bulk UPDATE by primary key sets only `mode`: the new scope takes the account
+    # of each row from the database.
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    acme_key, other_key = (await make_key(db, acme))[0], (await make_key(db, other))[0]
+    scopes = ((acme, Mode.TEST), (acme, Mode.LIVE), (other, Mode.TEST), (other, Mode.LIVE))
+    before = await versions(db, *scopes)
+    async with db.transaction() as session:
+        await session.execute(  # the ORM's bulk UPDATE: exec() takes no parameter list
+            update(ApiKey), [{"id": k.id, "mode": Mode.LIVE} for k in (acme_key, other_key)]
+        )
+    assert advanced(before, await versions(db, *scopes)) == {
+        account_scope(account.id, mode) for account, mode in scopes
+    }
+
+
+async def test_a_scope_set_to_an_sql_expression_advances_every_scope(db: Database) -> None:
+    acme = await make_account(db)
+    key, _ = await make_key(db, acme, Mode.TEST)
+    before = await versions(db, (acme, Mode.TEST))
+    async with db.transaction() as session:
+        await session.exec(
+            update(ApiKey).where(col(ApiKey.id) == key.id).values(mode=col(ApiKey.mode))
+        )
+    assert GLOBAL_SCOPE in advanced(before, await versions(db, (acme, Mode.TEST)))
+
+
+async def test_a_line_moved_to_another_accounts_order_advances_both_scopes(
+    db: Database,
+) -> None:
+    # An order line has no scope columns: it is in the scope of the rows it names (its order
+    # and its bundle, always of one account and mode). Moved with both, it leaves one scope
+    # for another.
+    acme, other = await make_account(db), await make_account(db, "other", "Other")
+    ours, theirs = await seed_catalog(db, acme), await seed_catalog(db, other)
+    acme_order, other_order = (
+        await place_order(db, acme, 1_000),
+        await place_order(db, other, 1_000),
+    )
+    async with db.engine.begin() as connection:  # behind the tracked sessions' back
+        await connection.execute(delete(OrderLine).where(col(OrderLine.order_id) == other_order.id))
+    their_bundle = {ours.cheap: theirs.cheap, ours.premium: theirs.premium}
+    before = await versions(db, (acme, Mode.TEST), (other, Mode.TEST))
+    async with db.transaction() as session:
+        lines = await session.exec(select(OrderLine).where(OrderLine.order_id == acme_order.id))
+        for line in lines:
+            line.order_id, line.bundle_id = other_order.id, their_bundle[line.bundle_id]
+    assert advanced(before, await versions(db, (acme, Mode.TEST), (other, Mode.TEST))) == {
+        account_scope(acme.id, Mode.TEST),
+        account_scope(other.id, Mode.TEST),
+    }

@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -380,29 +382,209 @@ async def test_the_memory_store_keeps_the_most_recently_used_within_its_bytes() 
     assert await store.get("huge") is None
 
 
+def _redis_store(url: str, **options: Any) -> RedisResponseStore:
+    """A store under a prefix of its own (the Redis is shared), with the default settings."""
+    defaults = Settings()
+    arguments: dict[str, Any] = {
+        "ttl_seconds": 30,
+        "max_bytes": defaults.response_cache_max_bytes,
+        "timeout_seconds": defaults.response_cache_redis_timeout_seconds,
+        "pause_seconds": defaults.response_cache_redis_pause_seconds,
+        "prefix": f"cg:rc:test-{random.randrange(10**12)}:",
+    }
+    return RedisResponseStore(url, **{**arguments, **options})
+
+
+async def _forget_prefix(redis_url: str, prefix: str) -> None:
+    import redis.asyncio as redis
+
+    inspector = redis.from_url(redis_url)
+    try:
+        keys = [key async for key in inspector.scan_iter(match=prefix + "*")]
+        if keys:
+            await inspector.delete(*keys)
+    finally:
+        await inspector.aclose()
+
+
 async def test_the_redis_store_keeps_entries_under_its_prefix_with_a_ttl(redis_url: str) -> None:
     import redis.asyncio as redis
 
-    store = RedisResponseStore(redis_url, ttl_seconds=30)
-    key = f"test-{random.randrange(10**12)}"
-    await store.put(key, b'{"a":1}')
-    assert await store.get(key) == b'{"a":1}'
+    store = _redis_store(redis_url)
     inspector = redis.from_url(redis_url)
     try:
-        assert 0 < await inspector.ttl(f"cg:rc:{key}") <= 30
-        await inspector.delete(f"cg:rc:{key}")
+        await store.put("key", b'{"a":1}')
+        assert await store.get("key") == b'{"a":1}'
+        assert 0 < await inspector.ttl(f"{store.prefix}key") <= 30
     finally:
         await inspector.aclose()
         await store.close()
+        await _forget_prefix(redis_url, store.prefix)
+
+
+async def test_the_redis_store_keeps_its_entries_within_its_bytes_oldest_out_first(
+    redis_url: str,
+) -> None:
+    import redis.asyncio as redis
+
+    store = _redis_store(redis_url, max_bytes=8 * 1024)
+    inspector = redis.from_url(redis_url)
+    try:
+        for number in range(40):
+            await store.put(f"entry-{number}", b"x" * 600)
+            assert int(await inspector.get(store.total_key)) <= store.max_bytes
+        entries = [key async for key in inspector.scan_iter(match=store.prefix + "entry-*")]
+        stored = sum([2 * len(key) + await inspector.strlen(key) for key in entries])
+        assert stored <= store.max_bytes
+        assert 8 <= len(entries) < 40
+        assert await store.get("entry-0") is None  # the oldest went first
+        assert await store.get("entry-39") == b"x" * 600
+        await store.put("huge", b"x" * 1024)  # over an eighth of the budget: not stored
+        assert await store.get("huge") is None
+        # Entries deleted behind the store's back (an operator emptying cg:rc:*): the count
+        # starts again rather than dropping every new entry.
+        await _forget_prefix(redis_url, store.prefix + "entry-")
+        await inspector.delete(store.order_key)
+        await store.put("after", b"y" * 600)
+        assert await store.get("after") == b"y" * 600
+        assert int(await inspector.get(store.total_key)) <= store.max_bytes
+    finally:
+        await inspector.aclose()
+        await store.close()
+        await _forget_prefix(redis_url, store.prefix)
 
 
 async def test_an_unreachable_redis_makes_misses_not_failures() -> None:
-    store = RedisResponseStore("redis://127.0.0.1:1/0", ttl_seconds=30)  # nothing listens there
+    store = _redis_store("redis://127.0.0.1:1/0")  # nothing listens there
     try:
         await store.put("k", b"{}")
         assert await store.get("k") is None
     finally:
         await store.close()
+
+
+class SilentPeer:
+    """A TCP server on 127.0.0.1 that accepts connections and reads what it is sent, but never
+    answers while `silent`; otherwise it relays to `upstream` (host, port)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.silent = True
+        self.connections = 0
+        self.received = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def __aenter__(self) -> "SilentPeer":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            if self.silent:
+                while chunk := await reader.read(65536):
+                    self.received += len(chunk)
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
+        finally:
+            writer.close()
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def _upstream(redis_url: str) -> tuple[str, int]:
+    parts = urlsplit(redis_url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+async def test_a_hung_redis_costs_one_timeout_then_is_left_alone_until_it_answers_again(
+    redis_url: str,
+) -> None:
+    async with SilentPeer(_upstream(redis_url)) as peer:
+        store = _redis_store(peer.url, timeout_seconds=0.05, pause_seconds=0.5)
+        try:
+            started = time.monotonic()
+            assert await store.get("k") is None  # the peer accepted, and never answered
+            assert 0.05 <= time.monotonic() - started < 0.5
+            seen = (peer.connections, peer.received)
+            assert seen[1] > 0
+            started = time.monotonic()
+            for _ in range(50):  # the breaker is open: no call reaches the peer
+                assert await store.get("k") is None
+                await store.put("k", b"{}")
+            assert time.monotonic() - started < 0.05
+            assert (peer.connections, peer.received) == seen
+            await asyncio.sleep(0.55)
+            # The pause is over: one call probes (and times out again), the others skip.
+            probes = await asyncio.gather(*(store.get("k") for _ in range(20)))
+            assert probes == [None] * 20
+            assert peer.received > seen[1]
+            assert not store.breaker.closed
+            peer.silent = False  # Redis answers again: after the pause, the store uses it
+            await asyncio.sleep(0.55)
+            await store.get("k")  # the probe succeeds
+            assert store.breaker.closed
+            await store.put("k", b"{}")
+            assert await store.get("k") == b"{}"
+        finally:
+            await store.close()
+            await _forget_prefix(redis_url, store.prefix)
+
+
+async def test_requests_are_answered_uncached_at_full_speed_while_redis_hangs(
+    settings: Settings, db: Database, account: Account, test_key: str, redis_url: str
+) -> None:
+    """The whole server behind a Redis that accepts and never answers (rate limits off, so
+    the response cache is its only Redis use here): every request is answered, correctly, and
+    only the first waits for a timeout."""
+    await seed_catalog(db, account)
+    async with (
+        SilentPeer(_upstream(redis_url)) as peer,
+        _app_client(
+            settings,
+            db,
+            redis_url=peer.url,
+            response_cache_redis_timeout_seconds=0.05,
+            response_cache_redis_pause_seconds=60,
+        ) as hung,
+        _app_client(settings, db, response_cache=False) as uncached,
+    ):
+        expected = (await _ask(uncached, test_key, NESTED)).json()
+        await _ask(hung, test_key, "{ __typename }")  # a key's first use is a write
+        assert peer.connections >= 1
+        seen = peer.received
+        started = time.monotonic()
+        for _ in range(10):
+            answer = await _ask(hung, test_key, NESTED)
+            assert answer.status_code == 200
+            assert answer.json()["data"] == expected["data"]
+        assert peer.received == seen  # the breaker kept every request away from the peer
+        assert _hits(hung).served == 0
+    print(f"10 requests behind a hung Redis: {time.monotonic() - started:.3f} s")
 
 
 async def test_an_account_changed_by_another_process_is_never_served_from_an_old_principal(
