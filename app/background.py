@@ -18,7 +18,11 @@ from app.offsets.worker import FulfilmentWorker
 
 class Background:
     def __init__(self, db: Database, settings: Settings, *, run_worker: bool) -> None:
-        self.broker: Broker = create_broker(settings.redis_url)
+        self.broker: Broker = create_broker(
+            settings.redis_url,
+            timeout_seconds=settings.redis_timeout_seconds,
+            pause_seconds=settings.redis_pause_seconds,
+        )
         self.webhooks = WebhookDispatcher(
             db,
             settings.secret_key.get_secret_value(),

@@ -49,13 +49,17 @@ class Settings(BaseSettings):
     # The response cache (app/graphql/response_cache.py): on by default; in memory, or in
     # Redis when CG_REDIS_URL is set (for `response_cache_ttl_seconds` at most). Either way
     # its entries total at most `response_cache_max_bytes`, and an answer over an eighth of
-    # that is not stored. A Redis call that takes longer than the timeout is a miss, and
-    # Redis is then left alone for the pause: requests are answered uncached meanwhile.
+    # that is not stored.
     response_cache: bool = True
     response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     response_cache_ttl_seconds: int = Field(default=300, ge=1)
-    response_cache_redis_timeout_seconds: float = Field(default=0.05, gt=0, le=10)
-    response_cache_redis_pause_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # Every call to Redis (app/bounded_redis.py) made on a request's behalf — the response
+    # cache, the rate limiter, persisted documents, the events' doorbell — gives up after
+    # the timeout, unretried; after a failure that user leaves Redis alone for the pause
+    # (answering uncached, limiting per process, answering PERSISTED_QUERY_NOT_FOUND,
+    # polling the outbox), then one request tries it again.
+    redis_timeout_seconds: float = Field(default=0.1, gt=0, le=10)
+    redis_pause_seconds: float = Field(default=5.0, ge=0, le=3600)
     # Base of public links (certificates) when the API sits behind a proxy, e.g.
     # https://api.example.com; by default the requesting host is used.
     public_url: str | None = None

@@ -52,9 +52,18 @@ def create_app(
     metrics = Metrics()
     background = Background(db, settings, run_worker=settings.run_worker)
     rate_limiter = create_rate_limiter(
-        settings.redis_url, settings.rate_limit_per_second, settings.rate_limit_burst
+        settings.redis_url,
+        settings.rate_limit_per_second,
+        settings.rate_limit_burst,
+        redis_timeout_seconds=settings.redis_timeout_seconds,
+        redis_pause_seconds=settings.redis_pause_seconds,
     )
-    persisted = create_persisted_operations(settings.redis_url, settings.trusted_documents)
+    persisted = create_persisted_operations(
+        settings.redis_url,
+        settings.trusted_documents,
+        redis_timeout_seconds=settings.redis_timeout_seconds,
+        redis_pause_seconds=settings.redis_pause_seconds,
+    )
     response_cache = create_response_cache(settings, db.engine, export_sdl())
     graphql = GraphQLEndpoint(
         get_schema(),

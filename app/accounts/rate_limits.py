@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.bounded_redis import BoundedCalls, RedisUnavailable, bounded_client
+
 # Atomic take-or-refund on one bucket; Redis's own clock keeps every process on one time line.
 # ARGV: restore rate, maximum, points, mode ("take" refuses when short; "refund" adds back).
 _BUCKET_SCRIPT = """
@@ -108,28 +110,54 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str, rate: float, maximum: int, prefix: str = "cg:cost:") -> None:
-        import redis.asyncio as redis
+    """One bucket per key shared by every process using the Redis. While Redis fails or takes
+    longer than `timeout_seconds` (app/bounded_redis.py), and for `pause_seconds` after,
+    each process limits with a bucket of its own (a MemoryRateLimiter of the same rate):
+    the limit still holds per process, and no request waits on Redis or fails for it."""
 
-        self._redis = redis.from_url(url)
+    def __init__(
+        self,
+        url: str,
+        rate: float,
+        maximum: int,
+        prefix: str = "cg:cost:",
+        *,
+        timeout_seconds: float = 0.1,
+        pause_seconds: float = 5.0,
+    ) -> None:
+        self._redis = bounded_client(url, timeout_seconds)
         self._script = self._redis.register_script(_BUCKET_SCRIPT)
+        self._calls = BoundedCalls(
+            "rate limits", timeout_seconds=timeout_seconds, pause_seconds=pause_seconds
+        )
+        self.fallback = MemoryRateLimiter(rate, maximum)
         self.rate = rate
         self.maximum = maximum
         self.prefix = prefix
 
     async def _run(self, key: str, points: int, mode: str) -> ThrottleStatus:
-        available, retry_after = await self._script(
-            keys=[self.prefix + key], args=[self.rate, self.maximum, points, mode]
+        available, retry_after = await self._calls.run(
+            mode,
+            lambda: self._script(
+                keys=[self.prefix + key], args=[self.rate, self.maximum, points, mode]
+            ),
         )
         return ThrottleStatus(self.maximum, float(available), self.rate, float(retry_after))
 
     async def take(self, key: str, points: int) -> ThrottleStatus:
-        return await self._run(key, points, "take")
+        try:
+            return await self._run(key, points, "take")
+        except RedisUnavailable:
+            return await self.fallback.take(key, points)
 
     async def refund(self, key: str, points: int) -> ThrottleStatus:
-        return await self._run(key, points, "refund")
+        try:
+            return await self._run(key, points, "refund")
+        except RedisUnavailable:
+            return await self.fallback.refund(key, points)
 
     async def close(self) -> None:
+        await self.fallback.close()
         await self._redis.aclose()
 
 
@@ -144,11 +172,24 @@ class NoRateLimit:
         return None
 
 
-def create_rate_limiter(redis_url: str | None, rate: float, maximum: int) -> RateLimiter:
+def create_rate_limiter(
+    redis_url: str | None,
+    rate: float,
+    maximum: int,
+    *,
+    redis_timeout_seconds: float = 0.1,
+    redis_pause_seconds: float = 5.0,
+) -> RateLimiter:
     if rate <= 0:
         return NoRateLimit()
     if redis_url:
-        return RedisRateLimiter(redis_url, rate, maximum)
+        return RedisRateLimiter(
+            redis_url,
+            rate,
+            maximum,
+            timeout_seconds=redis_timeout_seconds,
+            pause_seconds=redis_pause_seconds,
+        )
     return MemoryRateLimiter(rate, maximum)
 
 

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from app.bounded_redis import BoundedCalls, RedisUnavailable, bounded_client
+
 log = logging.getLogger(__name__)
 REDIS_CHANNEL = "carbon-gateway:outbox"
 RECONNECT_SECONDS = 1.0
@@ -64,20 +66,35 @@ class RedisBroker:
 
     reaches_other_processes = True
 
-    def __init__(self, url: str, channel: str = REDIS_CHANNEL) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str = REDIS_CHANNEL,
+        *,
+        timeout_seconds: float = 0.1,
+        pause_seconds: float = 5.0,
+    ) -> None:
         import redis.asyncio as redis
 
+        # Rings are bounded (a hung Redis must not hold up the relay, which rings after each
+        # batch it publishes); the subscription is not (it waits for rings by design), and
+        # while it hears nothing the listeners' poll finds the events.
+        self._publisher = bounded_client(url, timeout_seconds)
+        self._calls = BoundedCalls(
+            "events doorbell", timeout_seconds=timeout_seconds, pause_seconds=pause_seconds
+        )
         self._redis = redis.from_url(url)
         self._channel = channel
         self._local = MemoryBroker()
         self._task: asyncio.Task[None] | None = None
 
     async def ring(self, sequence: int) -> None:
-        try:
-            await self._redis.publish(self._channel, str(sequence))
-        except Exception:
-            # Nothing is lost: listeners find the events at their next poll.
-            log.warning("could not ring the Redis doorbell", exc_info=True)
+        # Nothing is lost when it fails (logged once per pause): listeners of other
+        # processes find the events at their next poll.
+        with contextlib.suppress(RedisUnavailable):
+            await self._calls.run(
+                "publish", lambda: self._publisher.publish(self._channel, str(sequence))
+            )
         self._local.notify(sequence)  # this process's listeners need no round trip
 
     def listen(self, listener: Listener) -> None:
@@ -110,6 +127,7 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._local.close()
+        await self._publisher.aclose()
         await self._redis.aclose()
 
 
@@ -121,5 +139,9 @@ def _sequence_of(data: object) -> int | None:
         return None
 
 
-def create_broker(redis_url: str | None) -> Broker:
-    return RedisBroker(redis_url) if redis_url else MemoryBroker()
+def create_broker(
+    redis_url: str | None, *, timeout_seconds: float = 0.1, pause_seconds: float = 5.0
+) -> Broker:
+    if redis_url:
+        return RedisBroker(redis_url, timeout_seconds=timeout_seconds, pause_seconds=pause_seconds)
+    return MemoryBroker()

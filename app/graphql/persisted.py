@@ -17,6 +17,7 @@ registration is off. The manifest is Apollo's persisted-query manifest
 "name", "type"}]}`) or a plain `{"<sha256 hex>": "<document>"}` map.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,6 +31,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 
+from app.bounded_redis import BoundedCalls, RedisUnavailable, bounded_client
 from app.errors import ErrorCode
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 
@@ -170,7 +172,9 @@ return 1
 class RedisDocumentStore:
     """Documents for `ttl_seconds`, each API key's newest `max_per_owner` registrations at
     most (its older ones are dropped first, never another key's), so one key holds at most
-    max_per_owner x MAX_DOCUMENT_CHARACTERS of Redis."""
+    max_per_owner x MAX_DOCUMENT_CHARACTERS of Redis. Calls are bounded
+    (app/bounded_redis.py): while Redis fails, a hash is not found — the client sends its
+    document again, which executes as text — and a registration is not stored."""
 
     def __init__(
         self,
@@ -178,24 +182,37 @@ class RedisDocumentStore:
         prefix: str = "cg:apq:",
         ttl_seconds: int = REDIS_TTL_SECONDS,
         max_per_owner: int = REDIS_MAX_DOCUMENTS_PER_KEY,
+        *,
+        timeout_seconds: float = 0.1,
+        pause_seconds: float = 5.0,
     ) -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(url, decode_responses=True)
+        self._redis = bounded_client(url, timeout_seconds, decode_responses=True)
         self._register = self._redis.register_script(_REGISTER_SCRIPT)
+        self._calls = BoundedCalls(
+            "persisted documents", timeout_seconds=timeout_seconds, pause_seconds=pause_seconds
+        )
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_per_owner = max_per_owner
 
     async def get(self, sha256_hash: str) -> str | None:
-        document = await self._redis.get(self.prefix + sha256_hash)
+        try:
+            document = await self._calls.run(
+                "get", lambda: self._redis.get(self.prefix + sha256_hash)
+            )
+        except RedisUnavailable:
+            return None
         return document if isinstance(document, str) else None
 
     async def put(self, sha256_hash: str, document: str, owner: str = "") -> None:
-        await self._register(
-            keys=[self.prefix + sha256_hash, f"{self.prefix}by-key:{owner}"],
-            args=[document, self.ttl_seconds, self.max_per_owner, self.prefix, sha256_hash],
-        )
+        with contextlib.suppress(RedisUnavailable):
+            await self._calls.run(
+                "register",
+                lambda: self._register(
+                    keys=[self.prefix + sha256_hash, f"{self.prefix}by-key:{owner}"],
+                    args=[document, self.ttl_seconds, self.max_per_owner, self.prefix, sha256_hash],
+                ),
+            )
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -338,10 +355,20 @@ class PersistedOperations:
 
 
 def create_persisted_operations(
-    redis_url: str | None, trusted_documents: Path | None
+    redis_url: str | None,
+    trusted_documents: Path | None,
+    *,
+    redis_timeout_seconds: float = 0.1,
+    redis_pause_seconds: float = 5.0,
 ) -> PersistedOperations:
     trusted = TrustedDocuments.load(trusted_documents) if trusted_documents else None
-    store: DocumentStore = RedisDocumentStore(redis_url) if redis_url else MemoryDocumentStore()
+    store: DocumentStore = (
+        RedisDocumentStore(
+            redis_url, timeout_seconds=redis_timeout_seconds, pause_seconds=redis_pause_seconds
+        )
+        if redis_url
+        else MemoryDocumentStore()
+    )
     return PersistedOperations(store, trusted)
 
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -37,6 +36,7 @@ from tests.conftest import (
 )
 from tests.events.receiver import Receiver, webhook_receiver
 from tests.offsets_fixtures import gid, make_subaccount, seed_catalog
+from tests.redis_peers import SilentPeer, upstream_of
 
 STEPS = 90
 SEED = 20261202
@@ -388,8 +388,8 @@ def _redis_store(url: str, **options: Any) -> RedisResponseStore:
     arguments: dict[str, Any] = {
         "ttl_seconds": 30,
         "max_bytes": defaults.response_cache_max_bytes,
-        "timeout_seconds": defaults.response_cache_redis_timeout_seconds,
-        "pause_seconds": defaults.response_cache_redis_pause_seconds,
+        "timeout_seconds": defaults.redis_timeout_seconds,
+        "pause_seconds": defaults.redis_pause_seconds,
         "prefix": f"cg:rc:test-{random.randrange(10**12)}:",
     }
     return RedisResponseStore(url, **{**arguments, **options})
@@ -463,68 +463,10 @@ async def test_an_unreachable_redis_makes_misses_not_failures() -> None:
         await store.close()
 
 
-class SilentPeer:
-    """A TCP server on 127.0.0.1 that accepts connections and reads what it is sent, but never
-    answers while `silent`; otherwise it relays to `upstream` (host, port)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.silent = True
-        self.connections = 0
-        self.received = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
-
-    async def __aenter__(self) -> "SilentPeer":
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            if self.silent:
-                while chunk := await reader.read(65536):
-                    self.received += len(chunk)
-                return
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-            await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
-        finally:
-            writer.close()
-
-
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(65536):
-            writer.write(chunk)
-            await writer.drain()
-    finally:
-        writer.close()
-
-
-def _upstream(redis_url: str) -> tuple[str, int]:
-    parts = urlsplit(redis_url)
-    return parts.hostname or "127.0.0.1", parts.port or 6379
-
-
 async def test_a_hung_redis_costs_one_timeout_then_is_left_alone_until_it_answers_again(
     redis_url: str,
 ) -> None:
-    async with SilentPeer(_upstream(redis_url)) as peer:
+    async with SilentPeer(upstream_of(redis_url)) as peer:
         store = _redis_store(peer.url, timeout_seconds=0.05, pause_seconds=0.5)
         try:
             started = time.monotonic()
@@ -563,13 +505,13 @@ async def test_requests_are_answered_uncached_at_full_speed_while_redis_hangs(
     only the first waits for a timeout."""
     await seed_catalog(db, account)
     async with (
-        SilentPeer(_upstream(redis_url)) as peer,
+        SilentPeer(upstream_of(redis_url)) as peer,
         _app_client(
             settings,
             db,
             redis_url=peer.url,
-            response_cache_redis_timeout_seconds=0.05,
-            response_cache_redis_pause_seconds=60,
+            redis_timeout_seconds=0.05,
+            redis_pause_seconds=60,
         ) as hung,
         _app_client(settings, db, response_cache=False) as uncached,
     ):
