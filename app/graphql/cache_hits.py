@@ -18,6 +18,7 @@ read exactly as Strawberry would (unknown extensions, odd JSON types), and debug
 answers say `extensions.cache`).
 """
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,11 @@ from app.graphql.schema import MAX_TOKENS, PARSE_CACHE_SIZE
 _parse = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
 PERSISTED_QUERY = "persistedQuery"
 MAX_KEPT_BASE_URLS = 64
+MAX_KEPT_BUCKETS = 10_000  # rate-limit bucket names (a key's id as text), one per API key
+# The last few answers hit, decoded and ready to send: 32 of at most 256 KiB each (8 MiB
+# beyond the store's own budget at worst); larger ones are decoded on every hit.
+MAX_KEPT_ANSWERS = 32
+MAX_KEPT_ANSWER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class CacheLookup:
     key: str | None = None
     answer: Response | None = None
     throttle: ThrottleStatus | None = None
+    bucket: str | None = None  # the key's rate-limit bucket, with an answer
 
 
 class CacheHits:
@@ -80,6 +87,8 @@ class CacheHits:
         # Worked out once, not per request (bench/cache_hit.py measures a hit's CPU).
         self._base_urls: dict[tuple[Any, ...], str] = {}
         self._verdicts: dict[tuple[str, str | None], bool] = {}
+        self._answers: dict[str, tuple[bytes, CachedAnswer, bytes]] = {}
+        self._buckets: dict[uuid.UUID, str] = {}
 
     async def look_up(
         self, request: Request, principal: Principal, reads: RequestReads
@@ -103,8 +112,8 @@ class CacheHits:
         stored = await self.cache.store.get(key)
         if stored is None:
             return CacheLookup(key)
-        answer = CachedAnswer.decode(stored)
-        bucket = str(principal.api_key_id)
+        answer, unthrottled_body = self._decoded(key, stored)
+        bucket = self._buckets.get(principal.api_key_id) or self._bucket(principal)
         throttle = await self.rate_limiter.take(bucket, answer.requested_cost)
         if throttle is not None and throttle.refused:
             return CacheLookup(key)  # the normal path answers THROTTLED
@@ -114,10 +123,31 @@ class CacheHits:
         throttle = settled or throttle
         await reads.close()
         self.served += 1
-        cost = cost_extension(answer.requested_cost, answer.actual_cost, throttle)
-        # Byte for byte what Strawberry's orjson encoding of {"data", "extensions"} gives.
-        body = b'{"data":%b,"extensions":%b}' % (answer.data, orjson.dumps({"cost": cost}))
-        return CacheLookup(key, Response(body, media_type="application/json"), throttle)
+        body = unthrottled_body if throttle is None else _body(answer, throttle)
+        response = Response(body, media_type="application/json")
+        return CacheLookup(key, response, throttle, bucket)
+
+    def _decoded(self, key: str, stored: bytes) -> tuple[CachedAnswer, bytes]:
+        """The stored answer, and the body it is sent as when no bucket is charged (rate
+        limiting off): decoded and built once per entry while it is among the last few hit
+        (the memory store hands out the very same bytes; Redis equal ones)."""
+        kept = self._answers.get(key)
+        if kept is not None and (kept[0] is stored or kept[0] == stored):
+            return kept[1], kept[2]
+        answer = CachedAnswer.decode(stored)
+        body = _body(answer, None)
+        if len(stored) <= MAX_KEPT_ANSWER_BYTES:
+            if len(self._answers) >= MAX_KEPT_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = (stored, answer, body)
+        return answer, body
+
+    def _bucket(self, principal: Principal) -> str:
+        bucket = str(principal.api_key_id)
+        if len(self._buckets) >= MAX_KEPT_BUCKETS:
+            self._buckets.clear()
+        self._buckets[principal.api_key_id] = bucket
+        return bucket
 
     def _base_url(self, request: Request) -> str:
         """`str(request.base_url)`, worked out once per (scheme, server, root path, Host):
@@ -204,6 +234,12 @@ async def _parameters(request: Request) -> dict[str, Any] | None:
             if not isinstance(parameters[name], dict):
                 return None  # `variables=null` in a URL is a 400 there, not "none"
     return parameters
+
+
+def _body(answer: CachedAnswer, throttle: ThrottleStatus | None) -> bytes:
+    """Byte for byte what Strawberry's orjson encoding of {"data", "extensions"} gives."""
+    cost = cost_extension(answer.requested_cost, answer.actual_cost, throttle)
+    return b'{"data":%b,"extensions":%b}' % (answer.data, orjson.dumps({"cost": cost}))
 
 
 def _document(query: str) -> DocumentNode | None:

@@ -247,7 +247,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if self.cache_hits is not None and not self.settings.debug:
                 lookup = await self.cache_hits.look_up(request, principal, reads)
                 if lookup.answer is not None:
-                    throttle, bucket = lookup.throttle, str(principal.api_key_id)
+                    throttle, bucket = lookup.throttle, lookup.bucket
                     return await self._finish(request, media_type, throttle, bucket, lookup.answer)
             context = self.context_for(request, principal, reads, lookup.key)
             return await self._run(request, media_type, context)
