@@ -49,8 +49,9 @@ _parse = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
 PERSISTED_QUERY = "persistedQuery"
 MAX_KEPT_BASE_URLS = 64
 MAX_KEPT_BUCKETS = 10_000  # rate-limit bucket names (a key's id as text), one per API key
-# The last few answers hit, decoded and ready to send: 32 of at most 256 KiB each (8 MiB
-# beyond the store's own budget at worst); larger ones are decoded on every hit.
+# The last few answers hit, decoded and ready to send: 32 of at most 256 KiB each, so at
+# worst 16 MiB beyond the store's own budget (the stored bytes, once evicted, and the body);
+# larger ones are decoded on every hit.
 MAX_KEPT_ANSWERS = 32
 MAX_KEPT_ANSWER_BYTES = 256 * 1024
 
