@@ -261,7 +261,9 @@ class RedisResponseStore:
         await self._redis.aclose()
 
 
-MAX_KEPT_PRINCIPALS = 10_000  # as many as the principal cache holds
+# Principals whose key part is kept (each holds its account and subaccount rows alive, a few
+# KB): emptied when full, so beyond this many active keys each is worked out again now and then.
+MAX_KEPT_PRINCIPALS = 2_000
 # Document digests kept: a thousand documents of at most 4,096 characters (longer ones are
 # hashed each time), 4 MB at worst.
 MAX_KEPT_DOCUMENTS = 1_000
