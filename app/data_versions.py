@@ -111,13 +111,27 @@ class SQLiteVersionReader:
     async driver hops to its thread and back for every step of a session. Each read sees what
     was committed when it runs (autocommit), which is all a cache key needs: a query's data,
     read later, can only be newer. `read` answers None when it cannot read at once (the
-    database is busy recovering, say): the caller reads the usual way then."""
+    database is busy recovering, say): the caller reads the usual way then.
+
+    Between commits the versions are not read again. `PRAGMA data_version` (SQLite's own
+    change counter, of the file's shared WAL index) changes on this connection whenever any
+    other connection, of this process or another, has committed to the database since it last
+    asked; this connection never writes (`query_only`). So while it answers what it answered
+    when the versions were read, nothing was committed since and those versions are still the
+    current ones. The pragma is asked first: a commit landing between it and the SELECT makes
+    the versions newer than the counter, and the next read, seeing the counter move, reads
+    them again. It costs about a third of the SELECT, and the SELECT is most of a cache hit's
+    database work; measured in bench/README.md."""
+
+    MAX_KEPT = 256  # sets of scopes (one per account and mode) kept between commits
 
     def __init__(self, path: str) -> None:
         self._connection = sqlite3.connect(
             path, timeout=0, isolation_level=None, check_same_thread=False
         )
         self._connection.execute("PRAGMA query_only = ON")
+        self._data_version: int | None = None
+        self._kept: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> "SQLiteVersionReader | None":
@@ -139,16 +153,30 @@ class SQLiteVersionReader:
         return str(mode).lower()
 
     def read(self, scopes: Sequence[str]) -> tuple[int, ...] | None:
+        scopes = tuple(scopes)
+        try:
+            (data_version,) = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        if data_version != self._data_version:
+            self._kept.clear()
+            self._data_version = data_version
+        elif (kept := self._kept.get(scopes)) is not None:
+            return kept
         marks = ", ".join("?" * len(scopes))
         try:
             rows = self._connection.execute(
                 f"SELECT scope, version FROM data_version WHERE scope IN ({marks})",  # noqa: S608
-                tuple(scopes),
+                scopes,
             ).fetchall()
         except sqlite3.Error:
             return None
         found: dict[str, int] = dict(rows)
-        return tuple(found.get(scope, 0) for scope in scopes)
+        versions = tuple(found.get(scope, 0) for scope in scopes)
+        if len(self._kept) >= self.MAX_KEPT:
+            self._kept.clear()
+        self._kept[scopes] = versions
+        return versions
 
     def close(self) -> None:
         self._connection.close()

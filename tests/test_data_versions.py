@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import sys
 import uuid
 from pathlib import Path
 
@@ -282,6 +283,61 @@ async def test_the_sqlite_reader_sees_every_commit_at_once_and_only_serves_wal_f
         engine = create_async_engine(url)
         assert SQLiteVersionReader.for_engine(engine) is None  # a reader could wait there
         await engine.dispose()
+
+
+_COMMIT_ELSEWHERE = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1])
+connection.execute(
+    "INSERT INTO data_version (scope, version) VALUES (?, 1)"
+    " ON CONFLICT (scope) DO UPDATE SET version = version + 1",
+    (sys.argv[2],),
+)
+connection.commit()
+"""
+
+
+async def test_the_sqlite_reader_reads_again_only_after_a_commit_of_any_process(
+    db: Database,
+) -> None:
+    """Between commits the reader answers the versions it read (one `PRAGMA data_version`
+    each time, no SELECT); a commit of another process, or of this one's engine, is seen at
+    the very next read."""
+    if not db.is_sqlite:
+        return
+    reader = SQLiteVersionReader.for_engine(db.engine)
+    assert reader is not None
+    statements: list[str] = []
+    reader._connection.set_trace_callback(statements.append)
+    try:
+        account = await make_account(db)
+        scopes = read_scopes(account.id, Mode.TEST)
+        first = reader.read(scopes)
+        for _ in range(5):
+            assert reader.read(scopes) == first
+        selects = [s for s in statements if s.startswith("SELECT")]
+        assert len(selects) == 1, statements
+        path = db.engine.url.database
+        assert path is not None
+        # Another process: not this process's engine nor its connections.
+        other = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _COMMIT_ELSEWHERE, path, scopes[-1]
+        )
+        assert await asyncio.wait_for(other.wait(), 30) == 0
+        second = reader.read(scopes)
+        assert first is not None
+        assert second is not None
+        assert second[-1] == first[-1] + 1
+        assert second == await read_versions(db.engine, scopes)
+        await seed_catalog(db, account)  # this process's engine commits
+        third = reader.read(scopes)
+        assert third == await read_versions(db.engine, scopes)
+        assert third is not None
+        assert third[-1] > second[-1]
+        assert reader.read(scopes) == third
+        assert len([s for s in statements if s.startswith("SELECT")]) == 3
+    finally:
+        reader.close()
 
 
 # A row moved to another account or mode: reads of both scopes must see it go.

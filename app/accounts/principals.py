@@ -36,7 +36,10 @@ class PrincipalCache:
     def get(self, plain_key: str | None, subaccount_id: uuid.UUID | None) -> "Principal | None":
         if self._entries is None or not plain_key:
             return None
-        return self._entries.get((hash_api_key(plain_key), subaccount_id))
+        try:  # one lookup, where `get` checks membership and then looks up again
+            return self._entries[(hash_api_key(plain_key), subaccount_id)]
+        except KeyError:
+            return None
 
     def put(self, plain_key: str, subaccount_id: uuid.UUID | None, principal: "Principal") -> None:
         if self._entries is not None:

@@ -18,6 +18,7 @@ read exactly as Strawberry would (unknown extensions, odd JSON types), and debug
 answers say `extensions.cache`).
 """
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +34,26 @@ from app.graphql.cost import cost_extension, settle_cost
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS, CachedParsing
 from app.graphql.persisted import PersistedOperations, PersistedQueryError
 from app.graphql.reads import RequestReads
-from app.graphql.response_cache import CachedAnswer, ResponseCache, cacheable
+from app.graphql.response_cache import (
+    MAX_KEPT_DOCUMENT_CHARACTERS,
+    MAX_KEPT_DOCUMENTS,
+    CachedAnswer,
+    ResponseCache,
+    cacheable,
+)
 from app.graphql.schema import MAX_TOKENS, PARSE_CACHE_SIZE
 
 # The schema's own parse cache (Strawberry shares one per size), called as the schema calls
 # it (with its token limit), so a document is parsed once for both paths.
 _parse = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
 PERSISTED_QUERY = "persistedQuery"
+MAX_KEPT_BASE_URLS = 64
+MAX_KEPT_BUCKETS = 10_000  # rate-limit bucket names (a key's id as text), one per API key
+# The last few answers hit, decoded and ready to send: 32 of at most 256 KiB each, so at
+# worst 16 MiB beyond the store's own budget (the stored bytes, once evicted, and the body);
+# larger ones are decoded on every hit.
+MAX_KEPT_ANSWERS = 32
+MAX_KEPT_ANSWER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class CacheLookup:
     key: str | None = None
     answer: Response | None = None
     throttle: ThrottleStatus | None = None
+    bucket: str | None = None  # the key's rate-limit bucket, with an answer
 
 
 class CacheHits:
@@ -70,6 +85,11 @@ class CacheHits:
         self.persisted = persisted
         self.rate_limiter = rate_limiter
         self.served = 0  # answers sent from here, for tests and operators to see
+        # Worked out once, not per request (bench/cache_hit.py measures a hit's CPU).
+        self._base_urls: dict[tuple[Any, ...], str] = {}
+        self._verdicts: dict[tuple[str, str | None], bool] = {}
+        self._answers: dict[str, tuple[bytes, CachedAnswer, bytes]] = {}
+        self._buckets: dict[uuid.UUID, str] = {}
 
     async def look_up(
         self, request: Request, principal: Principal, reads: RequestReads
@@ -82,7 +102,7 @@ class CacheHits:
         reads.share()  # a query: on a miss its data is read in the same session, after
         key = await self.cache.key_for(
             principal,
-            str(request.base_url),
+            self.cache.public_url or self._base_url(request),
             asked.query,
             asked.operation_name,
             asked.variables,
@@ -93,8 +113,8 @@ class CacheHits:
         stored = await self.cache.store.get(key)
         if stored is None:
             return CacheLookup(key)
-        answer = CachedAnswer.decode(stored)
-        bucket = str(principal.api_key_id)
+        answer, unthrottled_body = self._decoded(key, stored)
+        bucket = self._buckets.get(principal.api_key_id) or self._bucket(principal)
         throttle = await self.rate_limiter.take(bucket, answer.requested_cost)
         if throttle is not None and throttle.refused:
             return CacheLookup(key)  # the normal path answers THROTTLED
@@ -104,10 +124,62 @@ class CacheHits:
         throttle = settled or throttle
         await reads.close()
         self.served += 1
-        cost = cost_extension(answer.requested_cost, answer.actual_cost, throttle)
-        # Byte for byte what Strawberry's orjson encoding of {"data", "extensions"} gives.
-        body = b'{"data":%b,"extensions":%b}' % (answer.data, orjson.dumps({"cost": cost}))
-        return CacheLookup(key, Response(body, media_type="application/json"), throttle)
+        body = unthrottled_body if throttle is None else _body(answer, throttle)
+        response = Response(body, media_type="application/json")
+        return CacheLookup(key, response, throttle, bucket)
+
+    def _decoded(self, key: str, stored: bytes) -> tuple[CachedAnswer, bytes]:
+        """The stored answer, and the body it is sent as when no bucket is charged (rate
+        limiting off): decoded and built once per entry while it is among the last few hit
+        (the memory store hands out the very same bytes; Redis equal ones)."""
+        kept = self._answers.get(key)
+        if kept is not None and (kept[0] is stored or kept[0] == stored):
+            return kept[1], kept[2]
+        answer = CachedAnswer.decode(stored)
+        body = _body(answer, None)
+        if len(stored) <= MAX_KEPT_ANSWER_BYTES:
+            if len(self._answers) >= MAX_KEPT_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = (stored, answer, body)
+        return answer, body
+
+    def _bucket(self, principal: Principal) -> str:
+        bucket = str(principal.api_key_id)
+        if len(self._buckets) >= MAX_KEPT_BUCKETS:
+            self._buckets.clear()
+        self._buckets[principal.api_key_id] = bucket
+        return bucket
+
+    def _base_url(self, request: Request) -> str:
+        """`str(request.base_url)`, worked out once per (scheme, server, root path, Host):
+        Starlette builds and parses a whole URL for it on every call."""
+        scope = request.scope
+        host = next((value for name, value in scope["headers"] if name == b"host"), None)
+        root_path = scope.get("app_root_path", scope.get("root_path", ""))
+        asked = (scope.get("scheme"), scope.get("server"), root_path, host)
+        base_url = self._base_urls.get(asked)
+        if base_url is None:
+            base_url = str(request.base_url)
+            if len(self._base_urls) >= MAX_KEPT_BASE_URLS:  # Host is the client's to choose
+                self._base_urls.clear()
+            self._base_urls[asked] = base_url
+        return base_url
+
+    def _cacheable(self, query: str, operation_name: str | None) -> bool:
+        """Whether the document parses within the token limit and its operation is a
+        cacheable query: decided once per document and operation name."""
+        asked = (query, operation_name)
+        verdict = self._verdicts.get(asked)
+        if verdict is None:
+            document = _document(query)
+            verdict = document is not None and cacheable(
+                get_operation_ast(document, operation_name)
+            )
+            if len(query) <= MAX_KEPT_DOCUMENT_CHARACTERS:
+                if len(self._verdicts) >= MAX_KEPT_DOCUMENTS:
+                    self._verdicts.clear()
+                self._verdicts[asked] = verdict
+        return verdict
 
     async def _asked(self, request: Request) -> AskedQuery | None:
         """The request's query, if it is one single cacheable query read exactly as the normal
@@ -140,8 +212,7 @@ class CacheHits:
             return None  # unknown hash, untrusted text: the normal path says so
         if resolved.query is None or len(resolved.query) > MAX_DOCUMENT_CHARACTERS:
             return None
-        document = _document(resolved.query)
-        if document is None or not cacheable(get_operation_ast(document, operation_name)):
+        if not self._cacheable(resolved.query, operation_name):
             return None
         return AskedQuery(resolved.query, operation_name, variables)
 
@@ -164,6 +235,12 @@ async def _parameters(request: Request) -> dict[str, Any] | None:
             if not isinstance(parameters[name], dict):
                 return None  # `variables=null` in a URL is a 400 there, not "none"
     return parameters
+
+
+def _body(answer: CachedAnswer, throttle: ThrottleStatus | None) -> bytes:
+    """Byte for byte what Strawberry's orjson encoding of {"data", "extensions"} gives."""
+    cost = cost_extension(answer.requested_cost, answer.actual_cost, throttle)
+    return b'{"data":%b,"extensions":%b}' % (answer.data, orjson.dumps({"cost": cost}))
 
 
 def _document(query: str) -> DocumentNode | None:

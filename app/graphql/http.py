@@ -97,6 +97,15 @@ def subaccount_id_from_header(value: str | None) -> uuid.UUID | None:
         raise Forbidden("Unknown subaccount for this key.", "X-Subaccount-Id") from error
 
 
+def _first_header_values(request: Request) -> dict[str, str]:
+    """Each header's first value by its (lower-case) name, as `request.headers.get` gives it,
+    read in one pass: each `get` of Starlette's Headers scans the whole list."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(request.scope["headers"])
+    }
+
+
 def _preferred_media_type(accept: str) -> str | None:
     """The response type for an Accept header, or None when we can offer nothing acceptable."""
     if not accept.strip():
@@ -188,25 +197,29 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def handle_http(self, request: Request) -> Response:
-        if request.method not in ("GET", "POST"):
+        method, headers = request.method, _first_header_values(request)
+        if method not in ("GET", "POST"):
             return error_response(
                 405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}
             )
-        wants_page = "text/html" in request.headers.get("accept", "")
-        if request.method == "GET" and wants_page and self.should_render_graphql_ide(request):
+        accept = headers.get("accept", "")
+        wants_page = "text/html" in accept
+        if method == "GET" and wants_page and self.should_render_graphql_ide(request):
             return await self.render_graphql_ide(request)
-        if request.method == "POST":
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if method == "POST":
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != APPLICATION_JSON:
                 return error_response(415, "Send the request as Content-Type: application/json.")
-        media_type = _preferred_media_type(request.headers.get("accept", ""))
+        media_type = _preferred_media_type(accept)
         if media_type is None:
             return error_response(
                 406, f"This endpoint answers {APPLICATION_JSON} or {GRAPHQL_RESPONSE_JSON}."
             )
 
         try:
-            within_limit = request.method != "POST" or await self._body_within_limit(request)
+            within_limit = method != "POST" or await self._body_within_limit(
+                request, headers.get("content-length", "")
+            )
         except ClientDisconnect:
             # The client went away (or its body deadline passed) mid-body: nobody to answer.
             log.info("client disconnected before sending its whole body")
@@ -217,7 +230,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             )
         try:
             principal = await self.principal_for(
-                api_key_from_headers(request.headers), request.headers.get("x-subaccount-id")
+                api_key_from_headers(headers), headers.get("x-subaccount-id")
             )
         except accounts.NotAuthenticated as error:
             return error_response(
@@ -234,7 +247,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if self.cache_hits is not None and not self.settings.debug:
                 lookup = await self.cache_hits.look_up(request, principal, reads)
                 if lookup.answer is not None:
-                    throttle, bucket = lookup.throttle, str(principal.api_key_id)
+                    throttle, bucket = lookup.throttle, lookup.bucket
                     return await self._finish(request, media_type, throttle, bucket, lookup.answer)
             context = self.context_for(request, principal, reads, lookup.key)
             return await self._run(request, media_type, context)
@@ -322,19 +335,28 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response.headers["Retry-After"] = retry_after_header(throttle.retry_after)
         return response
 
-    async def _body_within_limit(self, request: Request) -> bool:
+    async def _body_within_limit(self, request: Request, declared: str) -> bool:
         """Read the body up to the limit (Starlette caches it for Strawberry); refuse early on
-        a declared Content-Length that is already too large."""
+        a declared Content-Length (`declared`) that is already too large. The ASGI messages
+        are read here as `Request.stream()` reads them, without its async generator."""
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return False
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 return False
             chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        request._stream_consumed = True
         request._body = b"".join(chunks)  # Starlette's own cache of the read body
         return True
 

@@ -62,6 +62,11 @@ class RequestReads:
 
     async def close(self) -> None:
         """Give the shared session back (its transaction is rolled back; reads only)."""
+        if self._stack is None and not self._lock.locked():
+            # Nothing open and nobody opening one (a task opening it holds the lock, and
+            # sets `_stack` before its first await): a cache hit's case, at no lock's cost.
+            self._shared = False
+            return
         async with self._lock:
             self._shared = False
             await self._release()

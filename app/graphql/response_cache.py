@@ -202,6 +202,22 @@ class RedisResponseStore:
         await self._redis.aclose()
 
 
+# Principals whose key part is kept (each holds its account and subaccount rows alive, a few
+# KB): emptied when full, so beyond this many active keys each is worked out again now and then.
+MAX_KEPT_PRINCIPALS = 2_000
+# Document digests kept: a thousand documents of at most 4,096 characters (longer ones are
+# hashed each time), 4 MB at worst.
+MAX_KEPT_DOCUMENTS = 1_000
+MAX_KEPT_DOCUMENT_CHARACTERS = 4_096
+
+
+@dataclass(frozen=True)
+class _ScopedPrincipal:
+    principal: Principal
+    scopes: tuple[str, ...]
+    digest: str  # of the principal's rows and role, as keys include them
+
+
 class ResponseCache:
     """Keys and the store for one process's endpoint; `namespace` names the schema, the
     database and the settings that change what an operation answers."""
@@ -213,6 +229,9 @@ class ResponseCache:
         self.store = store
         self.public_url = settings.public_url
         self._sqlite_reader: SQLiteVersionReader | Literal[False] | None = None  # False: none
+        # Worked out once, not per request (bench/cache_hit.py measures a hit's CPU).
+        self._principals: dict[int, _ScopedPrincipal] = {}
+        self._documents: dict[str, str] = {}
         database = engine.url.render_as_string(hide_password=True)
         self.namespace = hashlib.sha256(
             orjson.dumps([ENTRY_FORMAT, schema_sdl, database, settings_fingerprint(settings)])
@@ -233,34 +252,70 @@ class ResponseCache:
         document. None when the variables cannot be keyed (nested deeper than JSON encoding
         goes, which the schema refuses anyway): such a request is not cached."""
         try:
-            encoded_variables = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+            encoded_variables = (
+                orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b"{}"
+            )
         except orjson.JSONEncodeError:
             return None
-        scopes = read_scopes(principal.account_id, principal.mode)
-        versions = self._sqlite_versions(scopes)
+        scoped = self._scoped(principal)
+        versions = self._sqlite_versions(scoped.scopes)
         if versions is None and reads is None:
-            versions = await read_versions(self.engine, scopes)
+            versions = await read_versions(self.engine, scoped.scopes)
         elif versions is None and reads is not None:
             async with reads.session() as session:
-                versions = await read_versions(session, scopes)
+                versions = await read_versions(session, scoped.scopes)
         material = orjson.dumps(
             [
                 self.namespace,
-                # The rows themselves, not their ids: a principal is cached for a few
-                # seconds (app/accounts/principals.py), and an answer computed from an older
-                # account row must not be stored under the versions that row's change advanced.
-                principal.account.model_dump(mode="json"),
-                principal.mode.value,
-                principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
-                principal.is_admin,
+                scoped.digest,
                 self.public_url or request_base_url,
-                hashlib.sha256(query.encode()).hexdigest(),
+                self._document_digest(query),
                 operation_name,
                 hashlib.sha256(encoded_variables).hexdigest(),
                 versions,
             ]
         )
         return hashlib.sha256(material).hexdigest()
+
+    def _scoped(self, principal: Principal) -> "_ScopedPrincipal":
+        """What of the principal goes into keys, worked out once per principal object (the
+        principal cache hands out the same one for seconds; it is frozen and its rows are
+        detached copies no one changes)."""
+        kept = self._principals.get(id(principal))
+        if kept is not None and kept.principal is principal:
+            return kept
+        digest = hashlib.sha256(
+            orjson.dumps(
+                [
+                    # The rows themselves, not their ids: a principal is cached for a few
+                    # seconds (app/accounts/principals.py), and an answer computed from an
+                    # older account row must not be stored under the versions that row's
+                    # change advanced.
+                    principal.account.model_dump(mode="json"),
+                    principal.mode.value,
+                    principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
+                    principal.is_admin,
+                ]
+            )
+        ).hexdigest()
+        scoped = _ScopedPrincipal(
+            principal, read_scopes(principal.account_id, principal.mode), digest
+        )
+        if len(self._principals) >= MAX_KEPT_PRINCIPALS:
+            self._principals.clear()
+        self._principals[id(principal)] = scoped
+        return scoped
+
+    def _document_digest(self, query: str) -> str:
+        digest = self._documents.get(query)
+        if digest is None:
+            digest = hashlib.sha256(query.encode()).hexdigest()
+            if len(query) > MAX_KEPT_DOCUMENT_CHARACTERS:
+                return digest
+            if len(self._documents) >= MAX_KEPT_DOCUMENTS:
+                self._documents.clear()
+            self._documents[query] = digest
+        return digest
 
     def _sqlite_versions(self, scopes: tuple[str, ...]) -> tuple[int, ...] | None:
         """On SQLite, the versions read at once on the loop's thread (SQLiteVersionReader),

@@ -3,6 +3,7 @@ cached reads (through the HTTP entry, where hits are answered before Strawberry)
 with an uncached execution at that moment, on both databases."""
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import random
@@ -24,7 +25,12 @@ from app.events.broker import MemoryBroker
 from app.events.relay import relay_pending
 from app.events.webhooks.dispatcher import deliver_due, http_client
 from app.graphql.cache_hits import CacheHits
-from app.graphql.response_cache import MemoryResponseStore, RedisResponseStore
+from app.graphql.response_cache import (
+    MemoryResponseStore,
+    RedisResponseStore,
+    create_response_cache,
+)
+from app.graphql.schema import export_sdl
 from app.main import create_app
 from app.offsets.fulfilment import fulfil_pending
 from tests.conftest import (
@@ -35,7 +41,14 @@ from tests.conftest import (
     versions_statements,
 )
 from tests.events.receiver import Receiver, webhook_receiver
-from tests.offsets_fixtures import gid, make_subaccount, seed_catalog
+from tests.offsets_fixtures import (
+    fulfil,
+    gid,
+    make_subaccount,
+    place_order,
+    principal_for,
+    seed_catalog,
+)
 from tests.redis_peers import SilentPeer, upstream_of
 
 STEPS = 90
@@ -796,3 +809,55 @@ async def test_debug_mode_and_unusual_requests_take_the_normal_path(
             params = {"query": VIEWER, name: "null"}
             assert (await http.get("/graphql", params=params, headers=auth)).status_code == 400
         assert _hits(http).served == 1
+
+
+async def test_fast_hits_keep_each_host_its_own_certificate_links(
+    settings: Settings, db: Database, account: Account, test_key: str
+) -> None:
+    """The base URL certificate links are built from is worked out once per Host, never
+    shared between hosts: each host is answered its own links, from the cache too."""
+    await seed_catalog(db, account)
+    await place_order(db, account, 1_000)
+    await fulfil(db, settings)
+    query = "{ orders(first: 5) { edges { node { certificate { publicUrl } } } } }"
+    links: dict[str, set[str]] = {}
+    async with _app_client(settings, db) as http:
+        for round_ in range(3):
+            for host in ("testserver", "other.example", "testserver:8443"):
+                served = _hits(http).served
+                response = await http.post(
+                    "/graphql",
+                    json={"query": query},
+                    headers={"Authorization": f"Bearer {test_key}", "Host": host},
+                )
+                edges = response.json()["data"]["orders"]["edges"]
+                urls = {edge["node"]["certificate"]["publicUrl"] for edge in edges}
+                assert _hits(http).served == served + (round_ > 0), (host, round_)
+                assert links.setdefault(host, urls) == urls
+    for host, urls in links.items():
+        assert urls
+        assert all(url.startswith(f"http://{host}/certificates/") for url in urls), urls
+
+
+async def test_a_key_follows_the_principal_rows_even_for_a_principal_seen_before(
+    settings: Settings, db: Database, account: Account
+) -> None:
+    """What of a principal goes into keys is worked out once per principal object: another
+    object (the principal cache's next one, after the TTL) with another account row gets
+    other keys, and the same one the same key."""
+    cache = create_response_cache(settings, db.engine, export_sdl())
+    assert cache is not None
+    try:
+        first = principal_for(account, Mode.TEST, admin=False)
+        changed = dataclasses.replace(
+            first, account=first.account.model_copy(update={"name": "Renamed Ltd"})
+        )
+        query, url = "{ viewer { account { name } } }", "http://testserver/"
+        key = await cache.key_for(first, url, query, None, None)
+        assert await cache.key_for(first, url, query, None, None) == key
+        assert await cache.key_for(changed, url, query, None, None) != key
+        assert await cache.key_for(first, url, query, None, {"a": 1}) != key
+        assert await cache.key_for(first, url, query + " ", None, None) != key
+        assert await cache.key_for(first, url, query, None, None) == key
+    finally:
+        await cache.close()
