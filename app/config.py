@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # that is not stored. A Redis call that takes longer than the timeout is a miss, and
     # Redis is then left alone for the pause: requests are answered uncached meanwhile.
     response_cache: bool = True
+    # Compiled plans (app/graphql/plans.py): queries of a planned shape answered from rows
+    # without graphql-core's per-field execution; off, every operation runs the executor.
+    compiled_plans: bool = True
     response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     response_cache_ttl_seconds: int = Field(default=300, ge=1)
     response_cache_redis_timeout_seconds: float = Field(default=0.05, gt=0, le=10)
