@@ -81,7 +81,7 @@ class _TypeReaders:
 
 # By GraphQL type name. Filled at import by the modules declaring the types.
 _TYPES: dict[str, _TypeReaders] = {}
-_ROOTS: dict[str, RootReader] = {}
+_ROOTS: dict[str, tuple[RootReader, frozenset[str]]] = {}
 
 
 def plannable(strawberry_type: type, readers: Mapping[str, Reader | Loaded] | None = None) -> None:
@@ -111,8 +111,9 @@ def plannable_type_name(name: str) -> None:
     _TYPES[name] = _TypeReaders({}, attributes=True)
 
 
-def plannable_root(field_name: str, read: RootReader) -> None:
-    _ROOTS[field_name] = read
+def plannable_root(field_name: str, read: RootReader, arguments: frozenset[str]) -> None:
+    """A root field a plan may answer, when it is sent no arguments but `arguments`."""
+    _ROOTS[field_name] = (read, arguments)
 
 
 class Unplannable(Exception):
@@ -241,9 +242,13 @@ class _Compiler:
             if name == "__typename":
                 roots.append(key)
                 continue
-            read = _ROOTS.get(name)
-            if read is None:
+            if name not in _ROOTS:
                 raise Unplannable(f"root field {name}")
+            read, arguments = _ROOTS[name]
+            for detail in details:
+                for argument in detail.node.arguments or ():
+                    if argument.name.value not in arguments:
+                        raise Unplannable(f"argument {name}({argument.name.value}:)")
             field_def = root_type.fields[name]
             field = self._field(key, field_def.type, details, read=lambda source, _: source)
             selected = frozenset(

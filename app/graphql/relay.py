@@ -16,7 +16,7 @@ from app.db import plain_rows
 from app.errors import InvalidInput
 from app.graphql.context import Info
 from app.graphql.dataloaders import DataLoaders
-from app.graphql.plans import Unplannable, plannable, plannable_root, plannable_type_name
+from app.graphql.plans import plannable, plannable_root, plannable_type_name
 from app.graphql.reads import RequestReads
 from app.pagination import Page, PageRequest, paginate
 
@@ -184,13 +184,11 @@ def plannable_connection(
     model: Any,
 ) -> None:
     """Let compiled plans (app/graphql/plans.py) answer the root field `field_name`, a
-    `connection_field` (or a `filtered_connection_field` called without a filter): the same
+    `connection_field` (a `filtered_connection_field` only when sent no filter): the same
     statement and page as its resolver, shaped from the connection `to_connection` builds,
     whose nodes are left as the plain rows (the node type's readers read them)."""
 
     async def read(context: Any, arguments: dict[str, Any], selected: frozenset[str]) -> Any:
-        if arguments.get("filter") is not None:
-            raise Unplannable("a filtered page")
         request = PageRequest(
             arguments.get("first"),
             arguments.get("after"),
@@ -201,7 +199,7 @@ def plannable_connection(
         page = await read_page(context.reads, statement, model, request, "totalCount" in selected)
         return to_connection(connection_type, page, _as_is)
 
-    plannable_root(field_name, read)
+    plannable_root(field_name, read, frozenset({"first", "after", "last", "before"}))
     plannable(connection_type)
     plannable_type_name(f"{get_object_definition(node_type, strict=True).name}Edge")
 
