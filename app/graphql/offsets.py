@@ -270,14 +270,16 @@ plannable(
     },
 )
 plannable(
-    Allocation,
-    {
-        "mass": lambda detail, _: Mass.from_grams(detail.mass_grams),
-        "serial_range": lambda detail, _: detail.serial_range,
-        "bundle": lambda detail, _: detail.bundle,
-        "project": lambda detail, _: detail.project,
-        "credit_batch": lambda detail, _: detail.credit_batch,
-    },
+    Allocation,  # from an AllocationDetail, as `Allocation.from_detail`; relations as plain rows
+    row_readers(
+        {
+            "mass": lambda detail: Mass.from_grams(detail.mass_grams),
+            "serial_range": attrgetter("serial_range"),
+            "bundle": attrgetter("bundle"),
+            "project": attrgetter("project"),
+            "credit_batch": attrgetter("credit_batch"),
+        }
+    ),
 )
 plannable(Certificate)
 
