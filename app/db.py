@@ -3,6 +3,7 @@
 import asyncio
 import collections
 import enum
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -257,13 +258,17 @@ def plain_rows(statement: SelectOfScalar[Any]) -> Select[Any]:
     # to find its FROM list, 3 ms of a 20 ms nested read. `with_only_columns` keeps the FROM
     # list (joins included) as built; the class is changed from SQLModel's SelectOfScalar,
     # which `session.exec` reads as the first column's scalars, to a select of rows.
-    # Labelled with the attribute names, as Core rows (pagination reads them so) carry the
-    # column names otherwise (`metadata`, not `metadata_`).
-    columns = [column.label(column.key) for column in model_columns(model)]
-    narrowed = statement.with_only_columns(*columns, maintain_column_froms=True)
+    narrowed = statement.with_only_columns(*_labelled_columns(model), maintain_column_froms=True)
     plain: Select[Any] = Select.__new__(Select)
     plain.__dict__.update(narrowed.order_by(None).limit(None).offset(None).__dict__)
     return plain
+
+
+@functools.cache
+def _labelled_columns(model: Any) -> tuple[Any, ...]:
+    # Labelled with the attribute names, as Core rows (pagination reads them so) carry the
+    # column names otherwise (`metadata`, not `metadata_`). Built once per model.
+    return tuple(column.label(column.key) for column in model_columns(model))
 
 
 def model_columns(model: Any) -> list[Any]:
