@@ -18,7 +18,14 @@ from app.db import Database
 from app.graphql import plans
 from app.main import create_app
 from tests.conftest import TEST_SECRET, counting_statements, make_account, make_key
-from tests.offsets_fixtures import fulfil, place_one_tonne, principal_for, stock_of_tonnes
+from tests.offsets_fixtures import (
+    TONNE,
+    fulfil,
+    place_one_tonne,
+    place_order,
+    principal_for,
+    stock_of_tonnes,
+)
 
 FULFILLED = 5
 
@@ -61,8 +68,17 @@ async def _twins(database_url: str, db: Database) -> AsyncIterator[Twins]:
     _, key = await make_key(db, account, Mode.TEST)
     principal = principal_for(account)
     await stock_of_tonnes(db, principal, [3, 10])  # two batches: some orders draw on both
-    for _ in range(FULFILLED):
+    for _ in range(FULFILLED - 1):
         await place_one_tonne(db, principal)
+    # One with every optional field set: text, JSON metadata, an idempotency key.
+    await place_order(
+        db,
+        account,
+        TONNE,
+        description="Retired for the Q3 shipments — “quoted” text",
+        metadata={"ref": "A-1", "lines": [1, 2.5, None], "nested": {"ok": True}},
+        idempotency_key="plans-1",
+    )
     await fulfil_with(db)
     await place_one_tonne(db, principal)  # PLACED: no certificate, no allocations
     other = await make_account(db, slug="other", name="Other Ltd")
