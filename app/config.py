@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # its entries total at most `response_cache_max_bytes`, and an answer over an eighth of
     # that is not stored.
     response_cache: bool = True
+    # Compiled plans (app/graphql/plans.py): queries of a planned shape answered from rows
+    # without graphql-core's per-field execution; off, every operation runs the executor.
+    compiled_plans: bool = True
     response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     response_cache_ttl_seconds: int = Field(default=300, ge=1)
     # Every call to Redis (app/bounded_redis.py) made on a request's behalf — the response

@@ -13,6 +13,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.db import core_rows
 from app.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
@@ -113,7 +114,11 @@ async def paginate(
         if backwards
         else (model.created_at.desc(), model.id.desc())
     )
-    rows = list((await session.exec(windowed.order_by(*order).limit(size + 1))).all())
+    windowed = windowed.order_by(*order).limit(size + 1)
+    if isinstance(statement, SelectOfScalar):
+        rows = list((await session.exec(windowed)).all())
+    else:  # plain rows: through Core, without the ORM's result machinery
+        rows = list(await core_rows(session, windowed))
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:

@@ -1,8 +1,10 @@
 """The catalog in the graph: projects, credit batches, bundles and portfolios."""
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import strawberry
@@ -13,6 +15,7 @@ from app.catalog import service as catalog
 from app.graphql.context import Info
 from app.graphql.errors import UserError, perform
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
+from app.graphql.plans import from_fields, plannable, row_readers
 from app.graphql.relay import (
     connection_field,
     node_by_id,
@@ -23,6 +26,35 @@ from app.graphql.relay import (
 from app.offsets.fulfilment import receive_stock
 
 ProjectType = strawberry.enum(models.ProjectType, name="ProjectType")
+
+
+# How each type's fields read from its row: `from_row` and the compiled plans alike.
+PROJECT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda row: str(row.id),
+    "name": attrgetter("name"),
+    "type": attrgetter("project_type"),
+    "registry": attrgetter("registry_name"),
+    "registry_id": attrgetter("registry_id"),
+    "country": attrgetter("country"),
+    "description": attrgetter("description"),
+    "created_at": attrgetter("created_at"),
+}
+CREDIT_BATCH_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda row: str(row.id),
+    "project_id": attrgetter("project_id"),
+    "vintage": attrgetter("vintage"),
+    "serial_prefix": attrgetter("serial_prefix"),
+    "quantity": lambda row: Mass.from_grams(row.quantity_grams),
+    "remaining": lambda row: Mass.from_grams(row.remaining_grams),
+    "created_at": attrgetter("created_at"),
+}
+BUNDLE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda row: str(row.id),
+    "name": attrgetter("name"),
+    "description": attrgetter("description"),
+    "unit_price": lambda row: Money.from_minor_units(row.unit_price_minor, row.currency),
+    "created_at": attrgetter("created_at"),
+}
 
 
 @strawberry.type
@@ -38,16 +70,7 @@ class Project(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.Project) -> "Project":
-        return cls(
-            id=str(row.id),
-            name=row.name,
-            type=row.project_type,
-            registry=row.registry_name,
-            registry_id=row.registry_id,
-            country=row.country,
-            description=row.description,
-            created_at=row.created_at,
-        )
+        return from_fields(cls, PROJECT_FIELDS, row)
 
     resolve_nodes = nodes_loaded_by(lambda loaders: loaders.project_by_id)
 
@@ -74,15 +97,7 @@ class CreditBatch(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.CreditBatch) -> "CreditBatch":
-        return cls(
-            id=str(row.id),
-            project_id=row.project_id,
-            vintage=row.vintage,
-            serial_prefix=row.serial_prefix,
-            quantity=Mass.from_grams(row.quantity_grams),
-            remaining=Mass.from_grams(row.remaining_grams),
-            created_at=row.created_at,
-        )
+        return from_fields(cls, CREDIT_BATCH_FIELDS, row)
 
     resolve_nodes = nodes_loaded_by(lambda loaders: loaders.credit_batch_by_id)
 
@@ -102,13 +117,7 @@ class Bundle(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.Bundle) -> "Bundle":
-        return cls(
-            id=str(row.id),
-            name=row.name,
-            description=row.description,
-            unit_price=Money.from_minor_units(row.unit_price_minor, row.currency),
-            created_at=row.created_at,
-        )
+        return from_fields(cls, BUNDLE_FIELDS, row)
 
     resolve_nodes = nodes_loaded_by(lambda loaders: loaders.bundle_by_id)
 
@@ -121,6 +130,11 @@ class Bundle(relay.Node):
     async def projects(self, info: Info) -> list[Project]:
         rows = await info.context.loaders.projects_by_bundle.load(uuid.UUID(self.id))
         return [Project.from_row(row) for row in rows]
+
+
+plannable(Project, row_readers(PROJECT_FIELDS))
+plannable(CreditBatch, row_readers(CREDIT_BATCH_FIELDS))
+plannable(Bundle, row_readers(BUNDLE_FIELDS))
 
 
 def percent(basis_points: int) -> Decimal:

@@ -9,6 +9,7 @@ from decimal import Decimal
 import strawberry
 
 from app import units
+from app.graphql.plans import plannable
 
 MassUnit = strawberry.enum(units.MassUnit, name="MassUnit")
 
@@ -72,3 +73,7 @@ class MoneyInput:
     def to_minor_units(self, field: str) -> int:
         """Minor units, or InvalidInput for an unknown currency or too many decimals."""
         return units.minor_from(self.amount, self.currency.strip().upper(), f"{field}.amount")
+
+
+plannable(Mass)  # compiled plans read their attributes (app/graphql/plans.py)
+plannable(Money)

@@ -4,7 +4,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, cast
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,12 +20,14 @@ from app.graphql.emissions.estimates import Estimate
 from app.graphql.emissions.vocabulary import VehicleType
 from app.graphql.errors import Outcome, UserError, perform, perform_staged
 from app.graphql.money import Mass, MassInput, Money, MoneyInput
+from app.graphql.plans import Loaded, from_fields, plannable, row_readers
 from app.graphql.relay import (
     filtered_connection_field,
     map_optional,
     node_by_id,
     nodes_loaded_by,
     parse_global_id,
+    plannable_connection,
     row_id_of,
 )
 from app.group_commit import Staged
@@ -130,12 +133,48 @@ def order_state(value: str | None) -> models.OrderState | None:
     return models.OrderState(value) if value is not None else None
 
 
+def projects_of(details: list[offsets.AllocationDetail]) -> list[Any]:
+    """The distinct project rows of an order's allocations, in their order."""
+    return list({detail.project.id: detail.project for detail in details}.values())
+
+
 @strawberry.type
 class Certificate:
     id: str
     issued_at: datetime
     public_url: str = strawberry.field(description="Public HTML page; no key needed.")
     download_url: str = strawberry.field(description="The certificate as PDF; no key needed.")
+
+
+def certificate_of(
+    certificate_id: str | None, fulfilled_at: datetime | None, context: Context
+) -> Certificate | None:
+    """An order's certificate, or None until it is fulfilled."""
+    if certificate_id is None or fulfilled_at is None:
+        return None
+    page = context.public_url(f"/certificates/{certificate_id}")
+    return Certificate(
+        id=certificate_id, issued_at=fulfilled_at, public_url=page, download_url=f"{page}.pdf"
+    )
+
+
+# How an Order's fields read from its row: `Order.from_row` and the compiled plans alike.
+ORDER_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda row: str(row.id),
+    "state": attrgetter("state"),
+    "mass": lambda row: Mass.from_grams(row.mass_grams),
+    "price": lambda row: Money.from_minor_units(row.price_minor, row.currency),
+    "certificate_id": attrgetter("certificate_id"),
+    "description": attrgetter("description"),
+    "metadata": lambda row: readable_json(row.metadata_),
+    "idempotency_key": attrgetter("idempotency_key"),
+    "callback_url": attrgetter("callback_url"),
+    "created_at": attrgetter("created_at"),
+    "fulfilled_at": attrgetter("fulfilled_at"),
+    "cancelled_at": attrgetter("cancelled_at"),
+    "portfolio_id": attrgetter("portfolio_id"),
+    "estimate_id": attrgetter("estimate_id"),
+}
 
 
 @strawberry.type
@@ -157,22 +196,7 @@ class Order(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.OffsetOrder) -> "Order":
-        return cls(
-            id=str(row.id),
-            state=row.state,
-            mass=Mass.from_grams(row.mass_grams),
-            price=Money.from_minor_units(row.price_minor, row.currency),
-            certificate_id=row.certificate_id,
-            description=row.description,
-            metadata=cast(JSON, readable_json(row.metadata_)),
-            idempotency_key=row.idempotency_key,
-            callback_url=row.callback_url,
-            created_at=row.created_at,
-            fulfilled_at=row.fulfilled_at,
-            cancelled_at=row.cancelled_at,
-            portfolio_id=row.portfolio_id,
-            estimate_id=row.estimate_id,
-        )
+        return from_fields(cls, ORDER_FIELDS, row)
 
     resolve_nodes = nodes_loaded_by(lambda loaders: loaders.order_by_id)
 
@@ -189,20 +213,11 @@ class Order(relay.Node):
     @strawberry.field(description="The projects this order's credits come from.")
     async def projects(self, info: Info) -> list[Project]:
         details = await info.context.loaders.allocation_details_by_order.load(uuid.UUID(self.id))
-        projects = {detail.project.id: detail.project for detail in details}
-        return [Project.from_row(project) for project in projects.values()]
+        return [Project.from_row(project) for project in projects_of(details)]
 
     @strawberry.field(description="Null until the order is fulfilled.")
     def certificate(self, info: Info) -> Certificate | None:
-        if self.certificate_id is None or self.fulfilled_at is None:
-            return None
-        page = info.context.public_url(f"/certificates/{self.certificate_id}")
-        return Certificate(
-            id=self.certificate_id,
-            issued_at=self.fulfilled_at,
-            public_url=page,
-            download_url=f"{page}.pdf",
-        )
+        return certificate_of(self.certificate_id, self.fulfilled_at, info.context)
 
     @strawberry.field(description="The estimate this order offsets, if it was ordered by one.")
     async def estimate(self, info: Info) -> Estimate | None:
@@ -229,6 +244,44 @@ class Order(relay.Node):
 @strawberry.type
 class OrderConnection(relay.Connection[Order]):
     total_count: int
+
+
+# What compiled plans may answer (app/graphql/plans.py): `orders` without a filter, down to
+# its orders' allocations, their projects, bundles and batches.
+plannable_connection(
+    "orders",
+    OrderConnection,
+    Order,
+    lambda principal: offsets.orders_of(principal),
+    models.OffsetOrder,
+)
+_ALLOCATIONS = Loaded(
+    loader_of=lambda loaders: loaders.allocation_details_by_order, key=attrgetter("id")
+)
+plannable(
+    Order,
+    row_readers(ORDER_FIELDS)
+    | {
+        "certificate": lambda row, context: certificate_of(
+            row.certificate_id, row.fulfilled_at, context
+        ),
+        "allocations": _ALLOCATIONS,
+        "projects": Loaded(_ALLOCATIONS.loader_of, _ALLOCATIONS.key, then=projects_of),
+    },
+)
+plannable(
+    Allocation,  # from an AllocationDetail, as `Allocation.from_detail`; relations as plain rows
+    row_readers(
+        {
+            "mass": lambda detail: Mass.from_grams(detail.mass_grams),
+            "serial_range": attrgetter("serial_range"),
+            "bundle": attrgetter("bundle"),
+            "project": attrgetter("project"),
+            "credit_batch": attrgetter("credit_batch"),
+        }
+    ),
+)
+plannable(Certificate)
 
 
 @strawberry.input

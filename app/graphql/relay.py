@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 import strawberry
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
+from strawberry.types.base import get_object_definition
 from strawberry.types.nodes import SelectedField
 
 from app import public_ids
@@ -15,6 +16,8 @@ from app.db import plain_rows
 from app.errors import InvalidInput
 from app.graphql.context import Info
 from app.graphql.dataloaders import DataLoaders
+from app.graphql.plans import plannable, plannable_root, plannable_type_name
+from app.graphql.reads import RequestReads
 from app.pagination import Page, PageRequest, paginate
 
 NodeT = TypeVar("NodeT", bound=relay.Node)
@@ -154,10 +157,55 @@ async def connection(
 ) -> ConnectionT:
     """One page of a scoped statement as a Relay connection, counted only when asked for;
     its rows are plain (no ORM instances to build): they are only mapped to nodes."""
-    rows = plain_rows(statement)
-    async with info.context.reads.session() as session:
-        page = await paginate(session, rows, model, request, count=selects(info, "totalCount"))
+    page = await read_page(
+        info.context.reads, statement, model, request, selects(info, "totalCount")
+    )
     return to_connection(connection_type, page, to_node)
+
+
+async def read_page(
+    reads: RequestReads,
+    statement: SelectOfScalar[Any],
+    model: Any,
+    request: PageRequest,
+    count: bool,
+) -> Page[Any]:
+    """One page of a scoped statement's plain rows (no ORM instances to build: they are only
+    mapped to nodes), with its total when `count`."""
+    async with reads.session() as session:
+        return await paginate(session, plain_rows(statement), model, request, count=count)
+
+
+def plannable_connection(
+    field_name: str,
+    connection_type: type[ConnectionT],
+    node_type: type[relay.Node],
+    rows_of: Callable[[Principal], SelectOfScalar[Any]],
+    model: Any,
+) -> None:
+    """Let compiled plans (app/graphql/plans.py) answer the root field `field_name`, a
+    `connection_field` (a `filtered_connection_field` only when sent no filter): the same
+    statement and page as its resolver, shaped from the connection `to_connection` builds,
+    whose nodes are left as the plain rows (the node type's readers read them)."""
+
+    async def read(context: Any, arguments: dict[str, Any], selected: frozenset[str]) -> Any:
+        request = PageRequest(
+            arguments.get("first"),
+            arguments.get("after"),
+            arguments.get("last"),
+            arguments.get("before"),
+        )
+        statement = rows_of(context.require_principal())
+        page = await read_page(context.reads, statement, model, request, "totalCount" in selected)
+        return to_connection(connection_type, page, _as_is)
+
+    plannable_root(field_name, read, frozenset({"first", "after", "last", "before"}))
+    plannable(connection_type)
+    plannable_type_name(f"{get_object_definition(node_type, strict=True).name}Edge")
+
+
+def _as_is(row: T) -> T:
+    return row
 
 
 def selects(info: Info, field_name: str) -> bool:
@@ -177,7 +225,7 @@ def selects(info: Info, field_name: str) -> bool:
 def to_connection(
     connection_type: Callable[..., ConnectionT],
     page: Page[Any],
-    to_node: Callable[[Any], NodeT],
+    to_node: Callable[[Any], Any],
 ) -> ConnectionT:
     edges = [
         relay.Edge(node=to_node(row), cursor=cursor)
@@ -194,3 +242,6 @@ def to_connection(
         # Unset only when the selection has no totalCount, so nobody reads it.
         total_count=page.total_count if page.total_count is not None else 0,
     )
+
+
+plannable(relay.PageInfo)

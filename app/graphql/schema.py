@@ -38,6 +38,7 @@ from app.graphql.extensions import (
 from app.graphql.introspection import CachedValidation, Executor
 from app.graphql.offsets import OffsetMutations, OffsetQueries
 from app.graphql.persisted import PersistedQueryRegistration, TrustedDocumentsGuard
+from app.graphql.plans import PlannedExecution
 from app.graphql.reads import OperationReads
 from app.graphql.relay import decode_global_id
 from app.graphql.response_cache import ResponseCaching
@@ -95,8 +96,9 @@ Mutation = merge_types(
 )
 
 
-class GatewayExecution(SharedEventExecution, Executor):
-    """graphql-core's execution, sharing one event's result among identical subscriptions
+class GatewayExecution(PlannedExecution, SharedEventExecution, Executor):
+    """graphql-core's execution, answering planned queries from their plan (PlannedExecution),
+    sharing one event's result among identical subscriptions
     (SharedEventExecution) and hiding suggestions when introspection is off (Executor)."""
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
-from sqlalchemy.orm import Bundle as ColumnGroup
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -18,7 +18,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app.accounts.service import Principal, owned_by
 from app.catalog import service as catalog
 from app.catalog.models import Bundle, CreditBatch, Portfolio, Project
-from app.db import column_group, column_values, utcnow
+from app.db import FlatColumns, column_values, core_rows, model_columns, utcnow
 from app.emissions.models import Estimate
 from app.errors import DomainError, ErrorCode, InvalidInput, NotFound
 from app.events.changes import OrderStateChanged
@@ -598,7 +598,8 @@ async def cancel_order(
 @dataclass(frozen=True, slots=True)
 class AllocationDetail:
     """An allocation with what it draws on in hand: its project, bundle and credit batch as
-    plain rows (each model's attribute names, `project.name`), read in one statement."""
+    plain rows (each model's attribute names, `project.name`, but not their account and mode),
+    read in one statement."""
 
     mass_grams: int
     serial_range: str
@@ -607,23 +608,39 @@ class AllocationDetail:
     credit_batch: Any
 
 
+_SCOPE_COLUMNS = ("account_id", "mode")
+
+
+def _plain_columns(model: Any) -> list[Any]:
+    # Not their scope (the statement is filtered by the order's): two uuids and an enum less
+    # to convert per relation and row, a fifth of the batch's columns.
+    return [column for column in model_columns(model) if column.key not in _SCOPE_COLUMNS]
+
+
+_DETAIL_COLUMNS = FlatColumns(
+    [
+        (
+            "allocation",
+            [
+                col(Allocation.order_id),
+                col(Allocation.mass_grams),
+                col(Allocation.serial_start),
+                col(Allocation.serial_end),
+            ],
+        ),
+        ("project", _plain_columns(Project)),
+        ("bundle", _plain_columns(Bundle)),
+        ("credit_batch", _plain_columns(CreditBatch)),
+    ]
+)
+
+
 @functools.cache
 def _allocation_details_select() -> Any:
     """Allocations joined to their projects, bundles and batches, in order: built once (a
     statement is immutable), as building it was half of a nested read's batch of them."""
     return (
-        select(
-            ColumnGroup(
-                "allocation",
-                col(Allocation.order_id),
-                col(Allocation.mass_grams),
-                col(Allocation.serial_start),
-                col(Allocation.serial_end),
-            ),
-            column_group("project", Project),
-            column_group("bundle", Bundle),
-            column_group("credit_batch", CreditBatch),
-        )
+        sa_select(*_DETAIL_COLUMNS.columns)
         .join_from(Allocation, OffsetOrder, col(OffsetOrder.id) == col(Allocation.order_id))
         .join(Project, col(Project.id) == col(Allocation.project_id))
         .join(Bundle, col(Bundle.id) == col(Allocation.bundle_id))
@@ -635,13 +652,15 @@ def _allocation_details_select() -> Any:
 async def allocation_details_of_orders(
     session: AsyncSession, principal: Principal, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[AllocationDetail]]:
-    """The allocations of the principal's orders with their projects, bundles and batches."""
+    """The allocations of the principal's orders with their projects, bundles and batches:
+    one flat Core statement, each row split into its relations' plain rows."""
     statement = _allocation_details_select().where(
         *owned_by(principal, OffsetOrder), col(Allocation.order_id).in_(order_ids)
     )
-    rows: Sequence[Any] = (await session.exec(statement)).all()
     grouped: dict[uuid.UUID, list[AllocationDetail]] = {}
-    for allocation, project, bundle, batch in rows:
+    split = _DETAIL_COLUMNS.split
+    for row in await core_rows(session, statement):
+        allocation, project, bundle, batch = split(row)
         grouped.setdefault(allocation.order_id, []).append(
             AllocationDetail(
                 mass_grams=allocation.mass_grams,

@@ -1,5 +1,6 @@
-"""The nested read side by side: the ceiling, stock Strawberry, and our server uncached,
-cached and by persisted-query hash, each a process of its own on CPU 0 under wrk on CPU 1."""
+"""The nested read side by side: the ceiling, stock Strawberry, and our server uncached
+(compiled plans on, and off), cached and by persisted-query hash, each a process of its own on
+CPU 0 under wrk on CPU 1."""
 
 import asyncio
 import hashlib
@@ -32,6 +33,7 @@ SEED_ORDER = """mutation Seed($key: String!) {
 CEILING = "ceiling (plain Starlette)"
 STOCK = "stock Strawberry, in memory"
 UNCACHED = "ours, uncached"
+UNPLANNED = "ours, uncached, plans off"
 CACHED = "ours, cached"
 PERSISTED = "ours, APQ hash, uncached"
 AUTHORIZATION = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -138,6 +140,17 @@ async def run_reads(duration: float) -> list[ReadFigure]:
             persisted = await registered_persisted_query(server, ours_answer)
             figures[PERSISTED] = await measure(PERSISTED, server, persisted, folder, duration)
 
+        # The same server without compiled plans (CG_COMPILED_PLANS=false): every read
+        # through graphql-core's executor, as before plans.
+        command, environment = ours(
+            database_url, run_worker="false", response_cache="false", compiled_plans="false"
+        )
+        async with started("ours-unplanned", command, environment) as server:
+            status, body_unplanned = await post(server, read)
+            if body_unplanned != body:
+                raise RuntimeError("the server without plans answered other bytes")
+            figures[UNPLANNED] = await measure(UNPLANNED, server, read, folder, duration)
+
         ceiling = [sys.executable, "-m", "bench.speed.ceiling", str(response_file)]
         async with started("ceiling", ceiling, {}) as server:
             status, ceiling_body = await post(server, read)
@@ -158,7 +171,7 @@ async def run_reads(duration: float) -> list[ReadFigure]:
             if shape(checked_answer(status, cached_body)["data"]) != shape(ours_answer["data"]):
                 raise RuntimeError(f"the cached server answered another shape: {cached_body!r}")
             figures[CACHED] = await measure(CACHED, server, read, folder, duration)
-    return [figures[name] for name in (CEILING, STOCK, UNCACHED, CACHED, PERSISTED)]
+    return [figures[name] for name in (CEILING, STOCK, UNCACHED, UNPLANNED, CACHED, PERSISTED)]
 
 
 async def registered_persisted_query(server: Server, expected: dict[str, Any]) -> dict[str, Any]:

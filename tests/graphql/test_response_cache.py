@@ -56,6 +56,11 @@ SEED = 20261202
 ORDERS = """{ orders(first: 20) { edges { node { id state createdAt mass { amount unit }
   allocations { mass { amount unit } project { id name } }
   certificate { id publicUrl } history { state previousState sequence } } } } }"""
+# What compiled plans answer (app/graphql/plans.py): checked against a plans-off twin too.
+PLANNED = """{ orders(first: 20) { totalCount edges { cursor node { id state createdAt
+  mass { amount unit } price { amount currency } certificate { id publicUrl }
+  allocations { serialRange mass { amount } project { id name } bundle { id name }
+    creditBatch { vintage } } } } } }"""
 ORDER = """query($id: ID!) { order(id: $id) { id state price { amount currency } fulfilledAt
   cancelledAt webhookDeliveries { state attemptCount lastStatusCode attempts { statusCode } }
   history { state sequence } } }"""
@@ -94,6 +99,7 @@ class Caller:
     headers: dict[str, str]
     cached: httpx.AsyncClient
     uncached: httpx.AsyncClient
+    unplanned: httpx.AsyncClient  # uncached, and without compiled plans
     documents: list[str]
     hits: CacheHits  # the cached app's
 
@@ -134,6 +140,8 @@ async def read_and_compare(world: World, caller: Caller, query: str) -> None:
     cached = await _post(caller.cached, caller, query, variables)
     fresh = await _post(caller.uncached, caller, query, variables)
     assert "errors" not in fresh, fresh
+    executed = await _post(caller.unplanned, caller, query, variables)
+    assert executed == fresh, (caller.name, query, variables)
     assert cached.get("data") == fresh["data"], (caller.name, query, variables)
     assert "cache" not in fresh.get("extensions", {})
     if caller.hits.served > served:
@@ -228,12 +236,15 @@ async def apps(settings: Settings, db: Database) -> AsyncIterator[Apps]:
     # debug); the uncached twins' debug shows their errors, should one ever fail.
     cached = settings.model_copy(update={"allow_private_webhooks": True})
     uncached = cached.model_copy(update={"response_cache": False, "debug": True})
+    unplanned = uncached.model_copy(update={"compiled_plans": False})
     apps = Apps({}, {})
     for name, app_settings, host in (
         ("cached", cached, "http://testserver"),
         ("uncached", uncached, "http://testserver"),
         ("cached-other-host", cached, "http://other.example"),
         ("uncached-other-host", uncached, "http://other.example"),
+        ("unplanned", unplanned, "http://testserver"),
+        ("unplanned-other-host", unplanned, "http://other.example"),
     ):
         app = create_app(app_settings, database=db)
         transport = httpx.ASGITransport(app=app)
@@ -253,7 +264,7 @@ async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
     admin_key = (await make_key(db, account, Mode.TEST, admin=True))[1]
     test_key = (await make_key(db, account, Mode.TEST))[1]
     live_key = (await make_key(db, account, Mode.LIVE))[1]
-    everything = [ORDERS, ORDER, QUOTE, CATALOG, WEBHOOKS, KEYS]
+    everything = [ORDERS, PLANNED, ORDER, QUOTE, CATALOG, WEBHOOKS, KEYS]
 
     def caller(name: str, key: str, documents: list[str], host: str = "", **headers: str) -> Caller:
         return Caller(
@@ -261,6 +272,7 @@ async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
             {"Authorization": f"Bearer {key}", **headers},
             apps.clients[f"cached{host}"],
             apps.clients[f"uncached{host}"],
+            apps.clients[f"unplanned{host}"],
             documents,
             apps.hits[f"cached{host}"],
         )
@@ -268,13 +280,13 @@ async def test_every_cached_answer_equals_an_uncached_execution_at_that_moment(
     admin = caller("admin", admin_key, everything)
     callers = [
         admin,
-        caller("plain", test_key, [ORDERS, ORDER, QUOTE, CATALOG, VIEWER]),
-        caller("other-host", test_key, [ORDERS, ORDER], "-other-host"),
+        caller("plain", test_key, [ORDERS, PLANNED, ORDER, QUOTE, CATALOG, VIEWER]),
+        caller("other-host", test_key, [ORDERS, PLANNED, ORDER], "-other-host"),
         caller("live", live_key, [ORDERS, QUOTE, CATALOG]),
         caller(
             "subaccount",
             test_key,
-            [ORDERS, VIEWER],
+            [ORDERS, PLANNED, VIEWER],
             **{"X-Subaccount-Id": gid("Subaccount", subaccount.id)},
         ),
     ]
