@@ -4,7 +4,7 @@ direct writes."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from app.accounts.models import Account, Mode
 from app.accounts.service import Principal
@@ -144,10 +144,17 @@ class RecordingSink:
         self.renderings.append(delivery.sequence)
         return str(delivery.sequence).encode()
 
-    def write(self, rendered: bytes) -> bool:
-        if len(self.frames) >= self.room:
+    @property
+    def socket(self) -> "RecordingSink":
+        return self  # a socket of its own
+
+    def message(self, rendered: bytes) -> bytes:
+        return rendered
+
+    def send_texts_now(self, messages: Sequence[bytes]) -> bool:
+        if len(self.frames) + len(messages) > self.room:
             return False
-        self.frames.append(int(rendered))
+        self.frames.extend(int(message) for message in messages)
         return True
 
 
