@@ -21,14 +21,15 @@ How the guarantee follows (see app/events/relay.py for why sequences are gap-fre
 - Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
   tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
   lets only so many deliveries through per turn of the event loop, and the writer yields to
-  the loop after every `DIRECT_WRITES_PER_TURN` frames, so other requests keep their latency
-  while fan-out still uses whatever time is left.
+  the loop once it has written for `DIRECT_WRITE_SLICE_SECONDS`, so other requests keep their
+  latency while fan-out still uses whatever time is left.
 """
 
 import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -49,8 +50,10 @@ from app.events.models import Event
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1_000  # deliveries waiting per subscriber before it must catch up from the outbox
 DELIVERIES_PER_TURN = 50  # ~5 ms of fan-out work between two steps of anything else
-# Direct writes between two steps of anything else: one event for 1,000 subscribers, 2-3 ms.
-DIRECT_WRITES_PER_TURN = 1_000
+# How long the writer writes between two steps of anything else (about one event for 1,000
+# subscribers on a core of its own). Wall-clock time, not a count of frames: when the process
+# loses its core to others, a slice does less, and an HTTP request still gets its turns.
+DIRECT_WRITE_SLICE_SECONDS = 0.002
 READ_BATCH = 1_000
 # With a broker that reaches every process, the poll only covers lost rings; with the
 # in-process one it is how a separate worker's events arrive.
@@ -373,13 +376,13 @@ class EventFeed(Generic[Subject]):
     async def _write_directly(self) -> None:
         """The writer: each event rendered once per group of sinks, then the messages of every
         socket's direct subscribers sent in one write per socket, in the order the events
-        were read; it yields to the loop once it has sent DIRECT_WRITES_PER_TURN messages."""
+        were read; it yields to the loop after writing for DIRECT_WRITE_SLICE_SECONDS."""
         writer = asyncio.current_task()
         assert writer is not None
-        written = 0
         while True:
             await self._writable.wait()
             self._writable.clear()
+            slice_started = time.perf_counter()
             while self._to_write:
                 delivery, subscribers = self._to_write.popleft()
                 sequence = delivery.sequence
@@ -396,16 +399,16 @@ class EventFeed(Generic[Subject]):
                     if not subscriber.direct or sink is None or sequence <= subscriber.last:
                         continue
                     if sink.socket is not socket:
-                        written += _send(socket, messages, senders, sequence)
+                        _send(socket, messages, senders, sequence)
                         socket, messages, senders = sink.socket, [], []
-                        if written >= DIRECT_WRITES_PER_TURN:
-                            written = 0
+                        if time.perf_counter() - slice_started >= DIRECT_WRITE_SLICE_SECONDS:
                             await asyncio.sleep(0)
+                            slice_started = time.perf_counter()
                             if not subscriber.direct or sequence <= subscriber.last:
                                 continue
                     try:
                         if sink.group not in rendered:
-                            written += _send(socket, messages, senders, sequence)
+                            _send(socket, messages, senders, sequence)
                             messages, senders = [], []
                             rendered[sink.group] = await sink.render(delivery)
                             # The rendering awaited: it may have fallen behind (and even caught up).
@@ -437,7 +440,7 @@ class EventFeed(Generic[Subject]):
                     else:
                         messages.append(message)
                         senders.append(subscriber)
-                written += _send(socket, messages, senders, sequence)
+                _send(socket, messages, senders, sequence)
 
     async def replay(
         self, principal: Principal, order_id: uuid.UUID | None, after: int, upto: int
@@ -485,11 +488,11 @@ def _send(
     messages: list[bytes],
     senders: "list[Subscriber[Any]]",
     sequence: int,
-) -> int:
-    """Send one socket's messages of the event `sequence`; how many there were. A socket
-    without room, or one whose write fails, puts all of them behind: they catch up."""
+) -> None:
+    """Send one socket's messages of the event `sequence`. A socket without room, or one
+    whose write fails, puts all of them behind: they catch up."""
     if socket is None or not messages:
-        return 0
+        return
     try:
         sent = socket.send_texts_now(messages)
     except Exception:
@@ -497,10 +500,9 @@ def _send(
         for subscriber in senders:
             subscriber.sink = None  # their tasks deliver from now on
             subscriber.fall_behind()
-        return len(messages)
+        return
     for subscriber in senders:
         if sent:
             subscriber.last = sequence
         else:
             subscriber.fall_behind()
-    return len(messages)
