@@ -204,8 +204,15 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # PostgreSQL reads run outside a transaction: under READ COMMITTED every statement
+        # sees its own snapshot either way, and BEGIN and ROLLBACK were two round trips of the
+        # four an ordinary query's read took, each a wait on a loaded machine. SQLite keeps its
+        # deferred transaction: there it is one snapshot for all of a session's reads.
+        reader = (
+            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._sessions = async_sessionmaker(
-            engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            reader, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
         writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._writer_sessions = async_sessionmaker(
@@ -228,7 +235,8 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A read session; its transaction is deferred and rolled back at the end."""
+        """A read session: on SQLite, one deferred transaction rolled back at the end; on
+        PostgreSQL, each statement on its own (autocommit, READ COMMITTED's visibility)."""
         async with self._sessions() as session:
             yield session
 
