@@ -47,18 +47,13 @@ async def _take_publication_lock(session: AsyncSession) -> None:
         await session.exec(select(func.pg_advisory_xact_lock(PUBLICATION_LOCK)))
 
 
-async def relay_pending(
-    db: Database, broker: Broker, batch_size: int = BATCH_SIZE, *, look_first: bool = True
-) -> int:
-    """Publish one batch of committed, unpublished events; how many were published.
-    `look_first=False` when events are known to be waiting (a commit here just wrote some):
-    the look costs three round trips, a tenth of a second on a loaded server."""
+async def relay_pending(db: Database, broker: Broker, batch_size: int = BATCH_SIZE) -> int:
+    """Publish one batch of committed, unpublished events; how many were published."""
     unpublished = select(Event).where(col(Event.published_at).is_(None))
     # Look before locking, so an idle relay never takes a lock or SQLite's write lock.
-    if look_first:
-        async with db.session() as session:
-            if (await session.exec(unpublished.limit(1))).first() is None:
-                return 0
+    async with db.session() as session:
+        if (await session.exec(unpublished.limit(1))).first() is None:
+            return 0
     async with db.transaction() as session:
         await _take_publication_lock(session)
         # Read after the lock: under READ COMMITTED this statement sees the previous holder's
@@ -89,17 +84,10 @@ class OutboxRelay(PollingLoop):
         self.db = db
         self.broker = broker
         self.on_published = on_published
-        self._committed = False  # woken by a commit of this process since the last pass
-
-    def wake(self) -> None:
-        self._committed = True
-        super().wake()
 
     async def run_pass(self) -> None:
-        look_first, self._committed = not self._committed, False
-        while published := await relay_pending(self.db, self.broker, look_first=look_first):
+        while published := await relay_pending(self.db, self.broker):
             if self.on_published is not None:
                 self.on_published()  # webhooks were queued with them
             if published < BATCH_SIZE:
                 break
-            look_first = True
