@@ -10,15 +10,19 @@ commit-to-delivery latency, and an ordinary query's latency during the burst.
 2. Opens `--subscribers` account-wide `orderStatusChanged` subscriptions (20 per socket, the
    per-socket maximum), then places `--orders` orders 10 at a time (or `--rate` per second,
    spread evenly). Each order is PLACED then FULFILLED, so every subscriber must receive
-   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and per
-   second of server CPU time (steadier than wall-clock time on a shared machine), the p50/p99
-   of commit → delivery (`occurredAt`, set in the committing transaction, to the moment the
-   client reads the message), and the p50/p99 of a small `order(id)` query sent every 20 ms
-   over HTTP meanwhile, from a process of its own.
+   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and
+   server CPU time per delivery (steadier than wall-clock time on a shared machine); checks
+   that every subscription received each of the burst's events exactly once, in strictly
+   increasing sequence; then the p50/p99 of commit → delivery (`occurredAt`, the server's clock
+   when it built the event row, before its transaction committed, to the moment the client
+   reads the message), the time of each event from occurred to published (by the relay) to its
+   first and last delivery, and the p50/p99 of a small `order(id)` query sent every 20 ms over
+   HTTP meanwhile, from a process of its own. The probe orders' events count in no figure.
 
 The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
-in-process worker; the load comes from this process (Python `websockets`), on the same machine.
+in-process worker; the load comes from this process (`picows`, frames parsed in C), on the
+same machine.
 """
 
 import argparse
