@@ -31,7 +31,11 @@ class Background:
         self.relay = OutboxRelay(db, self.broker, on_published=self.webhooks.wake)
         self.feed: EventFeed[OffsetOrder] = EventFeed(db, self.broker, offsets.orders_of_changes)
         self.worker = (
-            FulfilmentWorker(db, settings.secret_key.get_secret_value()) if run_worker else None
+            FulfilmentWorker(
+                db, settings.secret_key.get_secret_value(), on_fulfilled=self.relay.wake
+            )
+            if run_worker
+            else None
         )
         self._stopped = asyncio.Event()
 

@@ -4,6 +4,7 @@ import asyncio
 import collections
 import enum
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, text
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
@@ -28,6 +29,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # writes): enough to overlap round trips, few enough that groups stay large.
 POSTGRESQL_WRITE_LANES = 4
 CONNECT_TIMEOUT_SECONDS = 5
+# A pooled PostgreSQL connection idle this long is pinged before use (see _ping_idle_connections).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 # Stable constraint names, so migrations can alter and drop them on both backends.
@@ -149,18 +152,42 @@ def _create_engine(url: URL | str, *, echo: bool, pool: PoolSize) -> AsyncEngine
             raise DatabaseConfigError(
                 "PostgreSQL needs the async driver: use postgresql+asyncpg://…"
             )
-        return create_async_engine(
+        engine = create_async_engine(
             parsed,
             echo=echo,
-            pool_pre_ping=True,
             pool_size=pool.size,
             max_overflow=pool.overflow,
             connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         )
+        _ping_idle_connections(engine)
+        return engine
     raise DatabaseConfigError(
         f"Unsupported database {backend!r} in CG_DATABASE_URL: use SQLite (sqlite+aiosqlite) "
         "or PostgreSQL (postgresql+asyncpg)."
     )
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """SQLAlchemy's `pool_pre_ping` with a grace period: a connection back in the pool for
+    less than PING_AFTER_IDLE_SECONDS is handed out without a ping. Under load connections go
+    round in milliseconds, and the ping was one more round trip for every session — the
+    ordinary query's, the relay's, the feed's — each one more wait for a turn of a busy event
+    loop. A connection that has been idle longer (the server may have restarted, or a
+    firewall dropped it) is still pinged; a dead one is replaced, as with pool_pre_ping."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return  # new (just connected) or recently used
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise DisconnectionError(f"pooled connection is gone: {error}") from error
 
 
 class WriterSession(Session):
@@ -177,8 +204,15 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # PostgreSQL reads run outside a transaction: under READ COMMITTED every statement
+        # sees its own snapshot either way, and BEGIN and ROLLBACK were two round trips of the
+        # four an ordinary query's read took, each a wait on a loaded machine. SQLite keeps its
+        # deferred transaction: there it is one snapshot for all of a session's reads.
+        reader = (
+            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._sessions = async_sessionmaker(
-            engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            reader, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
         writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._writer_sessions = async_sessionmaker(
@@ -201,7 +235,8 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A read session; its transaction is deferred and rolled back at the end."""
+        """A read session: on SQLite, one deferred transaction rolled back at the end; on
+        PostgreSQL, each statement on its own (autocommit, READ COMMITTED's visibility)."""
         async with self._sessions() as session:
             yield session
 

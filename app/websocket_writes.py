@@ -17,18 +17,21 @@ uvicorn by its import path; it replaces uvicorn's `transport` attribute only, in
 `connection_made`. tests/test_websocket_writes.py checks the coalescing; every WebSocket test
 against a real server (tests/e2e) runs through it.
 
-It also offers the application a synchronous text-frame write, `scope["extensions"]
-[SEND_TEXT_NOW]`, for live-event fan-out (app/graphql/events.py): the ASGI `send` costs a
-coroutine and its checks per frame, websockets' frame serializer a few microseconds more, and
-this write refuses instead of waiting when the socket already holds `SOCKET_BUFFER_LIMIT`
-unsent bytes, so the caller can fall back to a path that waits (the feed's catch-up from the
-outbox). Its frames are never compressed, even when the client negotiated permessage-deflate:
-RFC 7692 lets any message go uncompressed (RSV1 clear), and compressing one event per socket
-would cost more than the rest of its delivery. A frame is whole and unfragmented, so it can
-sit between frames uvicorn writes.
+It also offers the application synchronous text-frame writes, `scope["extensions"]
+[SEND_TEXTS_NOW]` (the protocol itself, with `send_texts_now`), for live-event fan-out
+(app/graphql/events.py): the ASGI `send` costs a coroutine and its checks per frame, websockets'
+frame serializer a few microseconds more. The feed hands a socket all its subscriptions' frames
+of one event at once, and they go out as one buffer — one list join and one transport write per
+socket and event, not per subscription. The write refuses instead of waiting when the socket
+already holds `SOCKET_BUFFER_LIMIT` unsent bytes, so the caller can fall back to a path that waits
+(the feed's catch-up from the outbox). Its frames are never compressed, even when the client
+negotiated permessage-deflate: RFC 7692 lets any message go uncompressed (RSV1 clear), and
+compressing one event per socket would cost more than the rest of its delivery. Each frame is
+whole and unfragmented, so the buffer can sit between frames uvicorn writes.
 """
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -36,7 +39,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 PROTOCOL_PATH = "app.websocket_writes:CoalescingWebSocketProtocol"
-SEND_TEXT_NOW = "carbon_gateway.websocket.send_text_now"
+SEND_TEXTS_NOW = "carbon_gateway.websocket.send_texts_now"
 # Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
 # of 200 events for 20 subscriptions.
 SOCKET_BUFFER_LIMIT = 1 << 20
@@ -98,19 +101,22 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
         if scope is not None:
-            scope["extensions"][SEND_TEXT_NOW] = self.send_text_now
+            scope["extensions"][SEND_TEXTS_NOW] = self
 
-    def send_text_now(self, data: bytes) -> bool:
-        """Write one text frame of UTF-8 `data` now; False, writing nothing, when the socket
-        holds SOCKET_BUFFER_LIMIT unsent bytes. A socket that is closing or gone takes
-        nothing and answers True: there is nothing to wait for."""
+    def send_texts_now(self, messages: Sequence[bytes]) -> bool:
+        """Write each of `messages` (UTF-8) as a text frame now, all in one buffer; False,
+        writing nothing, when the socket holds SOCKET_BUFFER_LIMIT unsent bytes. A socket that
+        is closing or gone takes nothing and answers True: there is nothing to wait for."""
         transport = self.transport
         if self.close_sent or self.conn.state is not State.OPEN or transport.is_closing():
             return True
         if transport.get_write_buffer_size() > SOCKET_BUFFER_LIMIT:
             return False
-        transport.write(text_frame_header(len(data)))
-        transport.write(data)
+        parts: list[bytes] = []
+        for message in messages:
+            parts.append(text_frame_header(len(message)))
+            parts.append(message)
+        transport.write(b"".join(parts))
         return True
 
 

@@ -10,21 +10,25 @@ commit-to-delivery latency, and an ordinary query's latency during the burst.
 2. Opens `--subscribers` account-wide `orderStatusChanged` subscriptions (20 per socket, the
    per-socket maximum), then places `--orders` orders 10 at a time (or `--rate` per second,
    spread evenly). Each order is PLACED then FULFILLED, so every subscriber must receive
-   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and per
-   second of server CPU time (steadier than wall-clock time on a shared machine), the p50/p99
-   of commit → delivery (`occurredAt`, set in the committing transaction, to the moment the
-   client reads the message), and the p50/p99 of a small `order(id)` query sent every 20 ms
-   over HTTP meanwhile, from a process of its own.
+   2 x orders events. Reports deliveries/s (from the first order to the last delivery) and
+   server CPU time per delivery (steadier than wall-clock time on a shared machine); checks
+   that every subscription received each of the burst's events exactly once, in strictly
+   increasing sequence; then the p50/p99 of commit → delivery (`occurredAt`, the server's clock
+   when it built the event row, before its transaction committed, to the moment the client
+   reads the message), the time of each event from occurred to published (by the relay) to its
+   first and last delivery, and the p50/p99 of a small `order(id)` query sent every 20 ms over
+   HTTP meanwhile, from a process of its own. The probe orders' events count in no figure.
 
 The server runs on a temporary PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test) or a temporary SQLite file, with its
-in-process worker; the load comes from this process (Python `websockets`), on the same machine.
+in-process worker; the load comes from this process (`picows`, frames parsed in C), on the
+same machine.
 """
 
 import argparse
 import asyncio
 import contextlib
-import json
+import itertools
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -37,11 +41,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from sqlmodel import col, select
 
+from app.db import Database
+from app.events.models import Event
 from bench.databases import drop_postgres_database, postgres_database, url_of
 from bench.order_latency import demo_test_key, free_port
 
@@ -114,26 +122,71 @@ def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
         log.unlink(missing_ok=True)
 
 
-async def open_socket(server: Server, key: str) -> ClientConnection:
-    socket = await connect(
+class GraphQLSocket(WSListener):
+    """One graphql-transport-ws connection (picows: frames parsed in C, so the client costs
+    a fraction of the server's CPU on the same cores). It answers the server's pings, as real
+    clients do, and records every `next` it reads: per subscription the sequences in arrival
+    order with their arrival times, and each event's fields the first time any subscription
+    sees it."""
+
+    def __init__(self, deliveries: "Deliveries | None" = None) -> None:
+        self.deliveries = deliveries
+        self.transport: WSTransport | None = None
+        self.acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.transport is not None
+        self.transport.send(WSMsgType.TEXT, orjson.dumps(message))
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.TEXT:
+            if frame.msg_type is WSMsgType.CLOSE:
+                transport.disconnect()
+            return
+        received = time.time()
+        message = orjson.loads(frame.get_payload_as_bytes())
+        kind = message["type"]
+        if kind == "next" and self.deliveries is not None:
+            self.deliveries.record(message, received)
+        elif kind == "ping":  # the server's keep-alive: unanswered, it closes the socket
+            transport.send(WSMsgType.TEXT, b'{"type":"pong"}')
+        elif kind == "connection_ack":
+            self.acknowledged.set_result(None)
+        elif kind in ("error", "complete"):
+            raise AssertionError(f"unexpected {message}")
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.send_close()
+            self.transport.disconnect()
+
+
+async def open_socket(
+    server: Server, key: str, deliveries: "Deliveries | None" = None
+) -> GraphQLSocket:
+    _, socket = await ws_connect(
+        lambda: GraphQLSocket(deliveries),
         server.ws_url,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        compression=None,
-        max_queue=None,
-        open_timeout=30,
+        extra_headers={"Sec-WebSocket-Protocol": "graphql-transport-ws"},
+        websocket_handshake_timeout=30,
     )
-    await socket.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
-    ack = json.loads(await socket.recv())
-    assert ack["type"] == "connection_ack", ack
+    assert isinstance(socket, GraphQLSocket)
+    socket.send({"type": "connection_init", "payload": {"apiKey": key}})
+    await asyncio.wait_for(socket.acknowledged, 30)
     return socket
 
 
-async def open_sockets(server: Server, key: str, count: int) -> list[ClientConnection]:
+async def open_sockets(
+    server: Server, key: str, count: int, deliveries: "Deliveries | None" = None
+) -> list[GraphQLSocket]:
     limit = asyncio.Semaphore(100)
 
-    async def one() -> ClientConnection:
+    async def one() -> GraphQLSocket:
         async with limit:
-            return await open_socket(server, key)
+            return await open_socket(server, key, deliveries)
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
@@ -155,44 +208,62 @@ async def idle_sockets(server: Server, key: str, count: int) -> None:
         f"server RSS {before / 2**20:.0f} → {after / 2**20:.0f} MiB, "
         f"{(after - before) / len(sockets) / 1024:.1f} KiB per socket"
     )
-    await asyncio.gather(*(socket.close() for socket in sockets))
+    for socket in sockets:
+        socket.close()
+    await asyncio.sleep(1)
 
 
 @dataclass
 class Deliveries:
+    """What the subscriptions received. Until `measuring`, and for the probe orders' events
+    always, deliveries only register subscriptions; the rest are the burst's."""
+
     expected: int
+    subscribers: int
     probes: set[str] = field(default_factory=set)
-    measuring: bool = False  # until set, every delivery is a probe's
-    registered: set[str] = field(default_factory=set)  # subscriptions that saw the probe
-    subscribers: int = 0
+    measuring: bool = False
+    registered: set[str] = field(default_factory=set)  # subscriptions that saw a probe
     all_registered: asyncio.Event = field(default_factory=asyncio.Event)
+    # Per subscription: every sequence received, in arrival order, and the burst's arrivals.
+    sequences: dict[str, list[int]] = field(default_factory=dict)
+    arrivals: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    events: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # order, state, at
     count: int = 0
-    latencies: list[float] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     last_at: float = 0.0
 
-
-async def read_deliveries(socket: ClientConnection, deliveries: Deliveries) -> None:
-    async for raw in socket:
-        received = time.time()
-        message = orjson.loads(raw)
-        if message.get("type") == "ping":  # the server's keep-alive: unanswered, it closes
-            await socket.send('{"type":"pong"}')
-            continue
-        if message.get("type") != "next":
-            continue
+    def record(self, message: dict[str, Any], received: float) -> None:
+        subscription = message["id"]
         change = message["payload"]["data"]["orderStatusChanged"]
-        if not deliveries.measuring or change["order"]["id"] in deliveries.probes:
-            deliveries.registered.add(message["id"])
-            if len(deliveries.registered) >= deliveries.subscribers:
-                deliveries.all_registered.set()
-            continue
-        occurred = datetime.fromisoformat(change["occurredAt"]).timestamp()
-        deliveries.latencies.append(received - occurred)
-        deliveries.count += 1
-        deliveries.last_at = time.perf_counter()
-        if deliveries.count >= deliveries.expected:
-            deliveries.done.set()
+        sequence = change["sequence"]
+        self.sequences.setdefault(subscription, []).append(sequence)
+        order_id = change["order"]["id"]
+        if sequence not in self.events:
+            self.events[sequence] = (order_id, change["state"], change["occurredAt"])
+        if not self.measuring or order_id in self.probes:
+            self.registered.add(subscription)
+            if len(self.registered) >= self.subscribers:
+                self.all_registered.set()
+            return
+        self.arrivals.setdefault(subscription, []).append((sequence, received))
+        self.count += 1
+        self.last_at = time.perf_counter()
+        if self.count >= self.expected:
+            self.done.set()
+
+    def check(self, placed: set[str]) -> list[int]:
+        """The burst's sequences, after checking that every subscription received each of
+        them exactly once and every sequence in strictly increasing order."""
+        burst = sorted(s for s, (order, _, _) in self.events.items() if order in placed)
+        assert len(burst) == 2 * len(placed), f"{len(burst)} events of {len(placed)} orders"
+        assert len(self.sequences) == self.subscribers, "a subscription received nothing"
+        for subscription, sequences in self.sequences.items():
+            assert all(a < b for a, b in itertools.pairwise(sequences)), (
+                f"subscription {subscription}: sequences not strictly increasing"
+            )
+            got = [s for s, _ in self.arrivals.get(subscription, [])]
+            assert got == burst, f"subscription {subscription}: {len(got)} of {len(burst)}"
+        return burst
 
 
 def query_latencies(
@@ -219,19 +290,75 @@ def query_latencies(
     results.put(latencies)
 
 
+async def published_times(
+    database_url: str, sequences: list[int]
+) -> dict[int, tuple[float, float]]:
+    """Each event's `occurred_at` (when its transaction wrote the row) and `published_at`
+    (when the relay numbered it, inside the relay's transaction) as Unix times."""
+    db = Database.from_url(database_url)
+    try:
+        async with db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Event.sequence, Event.occurred_at, Event.published_at).where(
+                        col(Event.sequence).in_(sequences)
+                    )
+                )
+            ).all()
+    finally:
+        await db.engine.dispose()
+    return {
+        sequence: (occurred.timestamp(), published.timestamp())
+        for sequence, occurred, published in rows
+        if sequence is not None and published is not None
+    }
+
+
+def stages(
+    deliveries: Deliveries, burst: list[int], published: dict[int, tuple[float, float]]
+) -> None:
+    """Where an event's time goes, per event of the burst: occurred (its row written) →
+    published (numbered by the relay) → first delivery → last delivery (of its 1,000)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for arrivals in deliveries.arrivals.values():
+        for sequence, received in arrivals:
+            if received < first.get(sequence, float("inf")):
+                first[sequence] = received
+            if received > last.get(sequence, 0.0):
+                last[sequence] = received
+    parts = {
+        "occurred → published": [published[s][1] - published[s][0] for s in burst],
+        "published → first delivery": [first[s] - published[s][1] for s in burst],
+        "first → last delivery": [last[s] - first[s] for s in burst],
+    }
+    print(
+        "stages per event (p50 / p99 / max ms): "
+        + "; ".join(
+            f"{name} {statistics.median(values) * 1000:.0f} / "
+            f"{percentile(values, 0.99) * 1000:.0f} / {max(values) * 1000:.0f}"
+            for name, values in parts.items()
+        )
+    )
+
+
 async def burst(
-    server: Server, key: str, subscribers: int, orders: int, rate: float | None
+    server: Server,
+    database_url: str,
+    key: str,
+    subscribers: int,
+    orders: int,
+    rate: float | None,
 ) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as http:
         registering = time.perf_counter()
-        sockets = await open_sockets(server, key, -(-subscribers // PER_SOCKET))
+        deliveries = Deliveries(expected=subscribers * orders * 2, subscribers=subscribers)
+        sockets = await open_sockets(server, key, -(-subscribers // PER_SOCKET), deliveries)
         for index in range(subscribers):
             payload = {"query": SUBSCRIPTION}
             message = {"id": str(index), "type": "subscribe", "payload": payload}
-            await sockets[index // PER_SOCKET].send(json.dumps(message))
-        deliveries = Deliveries(expected=subscribers * orders * 2, subscribers=subscribers)
-        readers = [asyncio.create_task(read_deliveries(s, deliveries)) for s in sockets]
+            sockets[index // PER_SOCKET].send(message)
         # Probe orders until every subscription has seen one: then all of them are
         # registered (a subscription sees only events committed after it started).
         async with asyncio.timeout(30):
@@ -260,11 +387,13 @@ async def burst(
         # Started once the timing process is up and querying.
         assert await asyncio.to_thread(ready.wait, 30), "the query timer did not start"
         limit = asyncio.Semaphore(PLACE_CONCURRENTLY)
+        placed_ids: set[str] = set()
 
         async def place() -> None:
             async with limit:
                 body = (await http.post("/graphql", json={"query": CREATE})).json()
                 assert body["data"]["createOrderByMass"]["userErrors"] == [], body
+                placed_ids.add(body["data"]["createOrderByMass"]["order"]["id"])
 
         async def place_at(offset: float) -> None:
             await asyncio.sleep(offset)
@@ -285,28 +414,43 @@ async def burst(
         stop.set()
         query_times = await asyncio.to_thread(results.get, timeout=60)
         timer.join()
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+        await asyncio.sleep(0.2)  # a duplicate or a late delivery would arrive meanwhile
+        for socket in sockets:
+            socket.close()
 
     elapsed = (deliveries.last_at or time.perf_counter()) - started
     print(
         f"burst: {subscribers} subscribers x {orders} orders ({orders * 2} events) placed in "
         f"{placed:.1f} s; {deliveries.count} of {deliveries.expected} deliveries in "
         f"{elapsed:.1f} s = {deliveries.count / elapsed:,.0f} deliveries/s; server CPU "
-        f"{cpu:.1f} s = {deliveries.count / cpu:,.0f} deliveries per CPU-second; this "
-        f"client's CPU {client_cpu:.1f} s"
+        f"{cpu:.2f} s = {cpu / max(deliveries.count, 1) * 1e6:.1f} µs per delivery "
+        f"({deliveries.count / cpu:,.0f} deliveries per CPU-second); this client's CPU "
+        f"{client_cpu:.2f} s"
     )
-    if deliveries.latencies:
-        print(
-            f"commit → delivery: p50 {statistics.median(deliveries.latencies) * 1000:.0f} ms, "
-            f"p99 {percentile(deliveries.latencies, 0.99) * 1000:.0f} ms, "
-            f"max {max(deliveries.latencies) * 1000:.0f} ms"
-        )
+    sequences = deliveries.check(placed_ids)
+    print(
+        f"checked: every one of {subscribers} subscriptions received each of the burst's "
+        f"{len(sequences)} events exactly once, all sequences strictly increasing"
+    )
+    occurred_at = {
+        s: datetime.fromisoformat(deliveries.events[s][2]).timestamp() for s in sequences
+    }
+    latencies = [
+        received - occurred_at[sequence]
+        for arrivals in deliveries.arrivals.values()
+        for sequence, received in arrivals
+    ]
+    print(
+        f"commit → delivery: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms"
+    )
+    stages(deliveries, sequences, await published_times(database_url, sequences))
     print(
         f"ordinary query during the burst ({len(query_times)} requests): "
         f"p50 {statistics.median(query_times) * 1000:.0f} ms, "
-        f"p99 {percentile(query_times, 0.99) * 1000:.0f} ms"
+        f"p99 {percentile(query_times, 0.99) * 1000:.0f} ms, "
+        f"max {max(query_times) * 1000:.0f} ms"
     )
 
 
@@ -316,7 +460,14 @@ async def run(database_url: str, arguments: argparse.Namespace) -> None:
         if arguments.sockets:
             await idle_sockets(server, key, arguments.sockets)
         if arguments.subscribers and arguments.orders:
-            await burst(server, key, arguments.subscribers, arguments.orders, arguments.rate)
+            await burst(
+                server,
+                database_url,
+                key,
+                arguments.subscribers,
+                arguments.orders,
+                arguments.rate,
+            )
 
 
 def main() -> None:

@@ -21,14 +21,15 @@ How the guarantee follows (see app/events/relay.py for why sequences are gap-fre
 - Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
   tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
   lets only so many deliveries through per turn of the event loop, and the writer yields to
-  the loop after every `DIRECT_WRITES_PER_TURN` frames, so other requests keep their latency
-  while fan-out still uses whatever time is left.
+  the loop once it has written for `DIRECT_WRITE_SLICE_SECONDS`, so other requests keep their
+  latency while fan-out still uses whatever time is left.
 """
 
 import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -49,7 +50,10 @@ from app.events.models import Event
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1_000  # deliveries waiting per subscriber before it must catch up from the outbox
 DELIVERIES_PER_TURN = 50  # ~5 ms of fan-out work between two steps of anything else
-DIRECT_WRITES_PER_TURN = 200  # ~1 ms of direct writes (3-5 µs each) between two steps of others
+# How long the writer writes between two steps of anything else (about one event for 1,000
+# subscribers on a core of its own). Wall-clock time, not a count of frames: when the process
+# loses its core to others, a slice does less, and an HTTP request still gets its turns.
+DIRECT_WRITE_SLICE_SECONDS = 0.002
 READ_BATCH = 1_000
 # With a broker that reaches every process, the poll only covers lost rings; with the
 # in-process one it is how a separate worker's events arrive.
@@ -79,6 +83,14 @@ class Delivery(Generic[Subject]):
         return self.change.sequence
 
 
+class DirectSocket(Protocol):
+    """A client connection that takes frames synchronously (app/websocket_writes.py)."""
+
+    def send_texts_now(self, messages: Sequence[bytes]) -> bool:
+        """Send each message as a text frame, all in one write; False, sending nothing, when
+        the client has no room."""
+
+
 class DirectSink(Protocol):
     """A subscriber's way straight to its client, used while it keeps up."""
 
@@ -86,12 +98,18 @@ class DirectSink(Protocol):
     def group(self) -> Hashable:
         """Sinks of one group render an event to the same bytes: rendered once per event."""
 
+    @property
+    def socket(self) -> DirectSocket:
+        """Its connection; the sinks of one connection have their messages of an event sent
+        together."""
+
     async def render(self, delivery: Delivery[Any]) -> bytes | None:
         """The group's frame payload; None if it would have to wait (for the database): the
         writer then leaves the sink's subscriber to its own task."""
 
-    def write(self, rendered: bytes) -> bool:
-        """Send one rendered event; False, sending nothing, when the client has no room."""
+    def message(self, rendered: bytes) -> bytes | None:
+        """This sink's message for a rendered event; None when it sends nothing more (its
+        subscription completed, its socket is closing)."""
 
 
 class Turnstile:
@@ -356,26 +374,42 @@ class EventFeed(Generic[Subject]):
         return len(rows)
 
     async def _write_directly(self) -> None:
-        """The writer: each event rendered once per group of sinks, then every direct
-        subscriber's frame written, in the order the events were read; it yields to the loop
-        every DIRECT_WRITES_PER_TURN frames."""
+        """The writer: each event rendered once per group of sinks, then the messages of every
+        socket's direct subscribers sent in one write per socket, in the order the events
+        were read; it yields to the loop after writing for DIRECT_WRITE_SLICE_SECONDS."""
         writer = asyncio.current_task()
         assert writer is not None
-        written = 0
         while True:
             await self._writable.wait()
             self._writable.clear()
+            slice_started = time.perf_counter()
             while self._to_write:
                 delivery, subscribers = self._to_write.popleft()
                 sequence = delivery.sequence
                 rendered: dict[Hashable, bytes | None] = {}
+                # The messages for one socket, gathered while consecutive subscribers share it
+                # (the feed keeps a connection's subscribers together); sent before any await,
+                # so that none of them can complete between its message and the write.
+                socket: DirectSocket | None = None
+                messages: list[bytes] = []
+                senders: list[Subscriber[Subject]] = []
                 for subscriber in subscribers:
                     sink = subscriber.sink
                     # It may have fallen behind, caught up past this event, or left meanwhile.
                     if not subscriber.direct or sink is None or sequence <= subscriber.last:
                         continue
+                    if sink.socket is not socket:
+                        _send(socket, messages, senders, sequence)
+                        socket, messages, senders = sink.socket, [], []
+                        if time.perf_counter() - slice_started >= DIRECT_WRITE_SLICE_SECONDS:
+                            await asyncio.sleep(0)
+                            slice_started = time.perf_counter()
+                            if not subscriber.direct or sequence <= subscriber.last:
+                                continue
                     try:
                         if sink.group not in rendered:
+                            _send(socket, messages, senders, sequence)
+                            messages, senders = [], []
                             rendered[sink.group] = await sink.render(delivery)
                             # The rendering awaited: it may have fallen behind (and even caught up).
                             if not subscriber.direct or sequence <= subscriber.last:
@@ -386,10 +420,8 @@ class EventFeed(Generic[Subject]):
                             # they would delay every event behind them. Its task delivers.
                             subscriber.sink = None
                             subscriber.fall_behind()
-                        elif sink.write(frame):
-                            subscriber.last = sequence
-                        else:
-                            subscriber.fall_behind()
+                            continue
+                        message = sink.message(frame)
                     except asyncio.CancelledError:
                         if writer.cancelling():
                             raise  # the feed is closing
@@ -397,14 +429,18 @@ class EventFeed(Generic[Subject]):
                         # shared with a subscription that ended): the writer serves everyone.
                         log.warning("rendering an event was cancelled; its subscriber catches up")
                         subscriber.fall_behind()
+                        continue
                     except Exception:
                         log.exception("writing an event failed; its subscriber catches up")
                         subscriber.sink = None  # its task delivers from now on
                         subscriber.fall_behind()
-                    written += 1
-                    if written >= DIRECT_WRITES_PER_TURN:
-                        written = 0
-                        await asyncio.sleep(0)
+                        continue
+                    if message is None:
+                        subscriber.last = sequence  # it sends nothing more
+                    else:
+                        messages.append(message)
+                        senders.append(subscriber)
+                _send(socket, messages, senders, sequence)
 
     async def replay(
         self, principal: Principal, order_id: uuid.UUID | None, after: int, upto: int
@@ -445,3 +481,28 @@ class EventFeed(Generic[Subject]):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._subscribers.clear()
+
+
+def _send(
+    socket: DirectSocket | None,
+    messages: list[bytes],
+    senders: "list[Subscriber[Any]]",
+    sequence: int,
+) -> None:
+    """Send one socket's messages of the event `sequence`. A socket without room, or one
+    whose write fails, puts all of them behind: they catch up."""
+    if socket is None or not messages:
+        return
+    try:
+        sent = socket.send_texts_now(messages)
+    except Exception:
+        log.exception("writing an event failed; its subscribers catch up")
+        for subscriber in senders:
+            subscriber.sink = None  # their tasks deliver from now on
+            subscriber.fall_behind()
+        return
+    for subscriber in senders:
+        if sent:
+            subscriber.last = sequence
+        else:
+            subscriber.fall_behind()

@@ -25,7 +25,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.errors import InvalidInput, NotFound
 from app.events import service as events
-from app.events.feed import Delivery
+from app.events.feed import Delivery, DirectSocket
 from app.graphql.context import Info
 from app.graphql.extensions import classify, debug_enabled
 from app.graphql.offsets import Order, OrderState, order_state
@@ -207,7 +207,7 @@ class LiveFrames:
         self,
         operation_id: str,
         message_type: str,
-        send_now: Callable[[bytes], bool],
+        socket: DirectSocket,
         is_current: Callable[[], bool],
     ) -> None:
         self._prefix = (
@@ -216,7 +216,7 @@ class LiveFrames:
             )
             + b',"payload":'
         )
-        self._send_now = send_now
+        self.socket = socket
         self._is_current = is_current
         self._suffix: bytes | None = None
         self.executor: SharedEventExecution | None = None
@@ -258,8 +258,8 @@ class LiveFrames:
             payload["errors"] = [error.formatted for error in result.errors]
         return orjson.dumps(payload)[:-1]
 
-    def write(self, rendered: bytes) -> bool:
+    def message(self, rendered: bytes) -> bytes | None:
         if not self._is_current():
-            return True  # completed, or its socket is closing: nothing more goes out for it
+            return None  # completed, or its socket is closing: nothing more goes out for it
         assert self._suffix is not None
-        return self._send_now(b"".join((self._prefix, rendered, self._suffix)))
+        return b"".join((self._prefix, rendered, self._suffix))

@@ -41,11 +41,12 @@ from app.accounts.service import StreamRefusal
 from app.config import Settings
 from app.db import Database
 from app.errors import ErrorCode
+from app.events.feed import DirectSocket
 from app.graphql.context import Context
 from app.graphql.events import LIVE_FRAMES, LiveFrames
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
-from app.websocket_writes import SEND_TEXT_NOW
+from app.websocket_writes import SEND_TEXTS_NOW
 
 log = logging.getLogger(__name__)
 
@@ -204,16 +205,16 @@ class _Guard:
         self.closed = False
         scope = context.request.scope if context.request is not None else {}
         extensions = scope.get("extensions") or {}
-        # The server's synchronous frame write (app/websocket_writes.py), when it has one.
-        self.send_text_now: Callable[[bytes], bool] | None = extensions.get(SEND_TEXT_NOW)
+        # The server's synchronous frame writes (app/websocket_writes.py), when it has them.
+        self.direct_socket: DirectSocket | None = extensions.get(SEND_TEXTS_NOW)
 
     def live_frames(
         self, operation_id: str, message_type: str, is_current: Callable[[], bool]
     ) -> None:
         """Let the operation running in this task have its events written directly while
         `is_current` (it is still running and the socket is not closing)."""
-        if self.send_text_now is not None:
-            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.send_text_now, is_current))
+        if self.direct_socket is not None:
+            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.direct_socket, is_current))
 
     @staticmethod
     def note_sent(message: Mapping[str, Any], data_type: str) -> None:

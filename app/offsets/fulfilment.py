@@ -12,7 +12,7 @@ certificate ids, the parked flags and the outbox events — and one commit.
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -192,8 +192,14 @@ def _reason(error: Exception) -> str:
     return type(getattr(error, "orig", None) or error).__name__
 
 
-async def fulfil_pending(db: Database, secret: str, limit: int = 1000) -> FulfilmentResult:
-    """Drain the queue: fulfil or park claimable orders, at most `limit` of them."""
+async def fulfil_pending(
+    db: Database,
+    secret: str,
+    limit: int = 1000,
+    on_fulfilled: Callable[[], None] | None = None,
+) -> FulfilmentResult:
+    """Drain the queue: fulfil or park claimable orders, at most `limit` of them;
+    `on_fulfilled` is called after each transaction that fulfilled some."""
     total = FulfilmentResult()
     if not await has_claimable_orders(db):
         return total
@@ -201,6 +207,8 @@ async def fulfil_pending(db: Database, secret: str, limit: int = 1000) -> Fulfil
         result = await fulfil_next_batch(db, secret, min(CLAIM_BATCH, limit - handled))
         if result is None:
             break
+        if result.fulfilled and on_fulfilled is not None:
+            on_fulfilled()
         total += result
     return total
 

@@ -1,6 +1,7 @@
 """The fulfilment worker loop: in the server process by default, or `carbon-gateway worker`."""
 
 import logging
+from collections.abc import Callable
 
 from app.db import Database
 from app.loops import PollingLoop
@@ -17,12 +18,17 @@ class FulfilmentWorker(PollingLoop):
     poll_interval = 0.25
     error_backoff = 2.0
 
-    def __init__(self, db: Database, secret: str) -> None:
+    def __init__(
+        self, db: Database, secret: str, on_fulfilled: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self.db = db
         self.secret = secret
+        self.on_fulfilled = on_fulfilled
 
     async def run_pass(self) -> None:
-        result = await fulfil_pending(self.db, self.secret)
+        # After each commit, the relay publishes its events now rather than at its next poll
+        # (up to 0.1 s later: a twentieth of a second on average on every FULFILLED delivery).
+        result = await fulfil_pending(self.db, self.secret, on_fulfilled=self.on_fulfilled)
         if result.fulfilled or result.parked:
             log.info("fulfilment pass: %d fulfilled, %d parked", result.fulfilled, result.parked)

@@ -4,7 +4,7 @@ direct writes."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from app.accounts.models import Account, Mode
 from app.accounts.service import Principal
@@ -144,10 +144,17 @@ class RecordingSink:
         self.renderings.append(delivery.sequence)
         return str(delivery.sequence).encode()
 
-    def write(self, rendered: bytes) -> bool:
-        if len(self.frames) >= self.room:
+    @property
+    def socket(self) -> "RecordingSink":
+        return self  # a socket of its own
+
+    def message(self, rendered: bytes) -> bytes:
+        return rendered
+
+    def send_texts_now(self, messages: Sequence[bytes]) -> bool:
+        if len(self.frames) + len(messages) > self.room:
             return False
-        self.frames.append(int(rendered))
+        self.frames.extend(int(message) for message in messages)
         return True
 
 
@@ -201,6 +208,64 @@ async def test_caught_up_subscribers_are_written_directly_one_rendering_per_grou
     assert received == [[1]] * 4
     assert [sink.frames for sink in sinks] == [[2, 3, 4, 5, 6]] * 4
     assert sorted(renderings) == sorted([2, 3, 4, 5, 6] * 2)  # once per event for each group
+
+
+class SharedSocket:
+    """One client connection under several sinks: records each write's messages."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[bytes]] = []
+
+    def send_texts_now(self, messages: Sequence[bytes]) -> bool:
+        self.writes.append(list(messages))
+        return True
+
+
+class SinkOnSocket(RecordingSink):
+    """A subscription's sink on a shared socket: its message says which sink it is."""
+
+    def __init__(self, name: str, socket: SharedSocket) -> None:
+        super().__init__("a", [])
+        self.name = name
+        self._socket = socket
+
+    @property
+    def socket(self) -> SharedSocket:  # type: ignore[override]
+        return self._socket
+
+    def message(self, rendered: bytes) -> bytes:
+        return self.name.encode() + b":" + rendered
+
+
+async def test_the_subscriptions_of_one_socket_get_each_event_in_one_write(db: Database) -> None:
+    account, admin = await _stocked_account(db)
+    broker = MemoryBroker()
+    feed = EventFeed(db, broker, offsets.orders_of_changes)
+    socket = SharedSocket()
+    sinks = [SinkOnSocket(name, socket) for name in ("x", "y", "z")]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            subscribers = [
+                await stack.enter_async_context(
+                    feed.subscribe(admin, None, after=None, connection="one socket")
+                )
+                for _ in sinks
+            ]
+            tasks = [
+                asyncio.create_task(_deliver_through(subscriber, sink, []))
+                for subscriber, sink in zip(subscribers, sinks, strict=True)
+            ]
+            await _place(db, 1, account=account)
+            await relay_pending(db, broker)  # 1: through each subscriber's task
+            await _until(lambda: all(subscriber.direct for subscriber in subscribers))
+            await _place(db, 2, account=account)
+            await relay_pending(db, broker)  # 2, 3: written by the feed
+            await _until(lambda: len(socket.writes) == 2)
+            for task in tasks:
+                task.cancel()
+    finally:
+        await feed.close()
+    assert socket.writes == [[b"x:2", b"y:2", b"z:2"], [b"x:3", b"y:3", b"z:3"]]
 
 
 async def test_a_directly_written_subscriber_without_room_catches_up_then_is_written_again(
