@@ -68,13 +68,14 @@ async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path: object) -> None:
     await db.dispose()
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
     db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Recently used connections skip the ping (one round trip less per session under load);
     one idle for longer is pinged, and a dead one replaced before any statement meets it."""
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL's pool only")
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.05)
     async with db.session() as session:
         pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]

@@ -295,7 +295,10 @@ class ResponseCache:
                     principal.mode.value,
                     principal.subaccount.model_dump(mode="json") if principal.subaccount else None,
                     principal.is_admin,
-                ]
+                ],
+                # A row's fields come in the order they were loaded, which differs between
+                # processes (and statements): sorted, every process keys one principal alike.
+                option=orjson.OPT_SORT_KEYS,
             )
         ).hexdigest()
         scoped = _ScopedPrincipal(

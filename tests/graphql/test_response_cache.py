@@ -873,3 +873,26 @@ async def test_a_key_follows_the_principal_rows_even_for_a_principal_seen_before
         assert await cache.key_for(first, url, query, None, None) == key
     finally:
         await cache.close()
+
+
+async def test_one_principal_gets_one_key_whatever_order_its_rows_fields_were_loaded_in(
+    settings: Settings, db: Database, account: Account
+) -> None:
+    """Two processes load the same account row with its fields in different orders (found by
+    the two-server Redis test, one run in two on PostgreSQL): their keys must still agree, or
+    a shared Redis cache is shared by chance."""
+    cache = create_response_cache(settings, db.engine, export_sdl())
+    assert cache is not None
+    try:
+        first = principal_for(account, Mode.TEST, admin=False)
+        fields = first.account.model_dump()
+        reordered = dataclasses.replace(
+            first, account=Account.model_validate(dict(reversed(fields.items())))
+        )
+        assert list(reordered.account.model_dump()) != list(fields)
+        query, url = "{ viewer { account { name } } }", "http://testserver/"
+        assert await cache.key_for(reordered, url, query, None, None) == await cache.key_for(
+            first, url, query, None, None
+        )
+    finally:
+        await cache.close()
