@@ -172,8 +172,10 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     less than PING_AFTER_IDLE_SECONDS is handed out without a ping. Under load connections go
     round in milliseconds, and the ping was one more round trip for every session — the
     ordinary query's, the relay's, the feed's — each one more wait for a turn of a busy event
-    loop. A connection that has been idle longer (the server may have restarted, or a
-    firewall dropped it) is still pinged; a dead one is replaced, as with pool_pre_ping."""
+    loop. A connection that has been idle longer (a firewall may have dropped it silently)
+    is still pinged; a dead one is replaced, as with pool_pre_ping. One the server closed (a
+    restart, a failover, pg_terminate_backend, an idle killer) is replaced however recently
+    it was used: asyncpg has seen its socket close, which costs no round trip to ask."""
 
     @event.listens_for(engine.sync_engine, "checkin")
     def on_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -181,6 +183,9 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = record.driver_connection
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("pooled connection was closed by the server")
         checked_in_at = record.info.get("checked_in_at")
         if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
             return  # new (just connected) or recently used

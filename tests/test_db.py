@@ -88,3 +88,25 @@ async def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
     await asyncio.sleep(0.1)
     async with db.session() as session:
         assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
+
+
+async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_however_recent(
+    db: Database, database_url: str
+) -> None:
+    """A connection the server ended (a restart, a failover, pg_terminate_backend, an idle
+    killer) within the ping's grace period is not handed out either: the closed socket is seen
+    without a round trip. Before, the next session met it and its request failed
+    (InterfaceError: the underlying connection is closed)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's pool only")
+    async with db.session() as session:
+        pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    other = await asyncpg.connect(dsn)  # not from the pool, which would hand out that one
+    try:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await other.close()
+    await asyncio.sleep(0.1)  # well within PING_AFTER_IDLE_SECONDS: no ping is due
+    async with db.session() as session:
+        assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
