@@ -90,6 +90,9 @@ async def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
         assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_however_recent(
     db: Database, database_url: str
 ) -> None:
@@ -97,8 +100,6 @@ async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_howe
     killer) within the ping's grace period is not handed out either: the closed socket is seen
     without a round trip. Before, the next session met it and its request failed
     (InterfaceError: the underlying connection is closed)."""
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL's pool only")
     async with db.session() as session:
         pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
