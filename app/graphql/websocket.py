@@ -29,12 +29,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
-    ConnectionInitMessage as LegacyConnectionInitMessage,
-)
-from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage,
+    ErrorMessage,
     OperationMessage,
     StartMessage,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from app.accounts import service as accounts
 from app.accounts.service import StreamRefusal
@@ -427,7 +430,44 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         guard.live_frames(
             operation_id, "data", lambda: not guard.closed and tasks.get(operation_id) is task
         )
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        # Strawberry's own loop, with `schema.stream` where it calls `schema.subscribe`: this
+        # protocol's clients (Apollo's old WebSocketLink) send queries and mutations as
+        # `start` too, which `subscribe` refuses with an exception (an INTERNAL_ERROR here).
+        # `stream` runs any operation, as graphql-transport-ws does: one `data`, `complete`.
+        try:
+            result_source = await self.schema.stream(
+                query=query,
+                variable_values=variables,
+                operation_name=operation_name,
+                context_value=self.context,
+                root_value=self.root_value,
+            )
+            self.subscriptions[operation_id] = result_source
+            first = True
+            async for result in result_source:
+                if first and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message(
+                        ErrorMessage(
+                            type="error", id=operation_id, payload=result.errors[0].formatted
+                        )
+                    )
+                    return
+                if not isinstance(result, ExecutionResult):
+                    # Incremental delivery (@defer/@stream), which this protocol cannot carry.
+                    error = GraphQLError("Incremental delivery is not supported on graphql-ws.")
+                    await self.send_message(
+                        ErrorMessage(type="error", id=operation_id, payload=error.formatted)
+                    )
+                    return
+                await self.send_data_message(result, operation_id)
+                first = False
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except asyncio.CancelledError:
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
 
     async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
         if not self.guard.closed:

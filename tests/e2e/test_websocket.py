@@ -185,6 +185,44 @@ async def test_a_document_that_does_not_parse_gets_an_error_not_silence(
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_a_query_and_a_mutation_over_either_protocol_get_one_result_then_complete(
+    sqlite_server: RunningServer, protocol: str
+) -> None:
+    """Apollo's old WebSocketLink sends every operation as `start`: on the legacy protocol a
+    query was an INTERNAL_ERROR (Strawberry's `subscribe` refuses queries), logged as a bug."""
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "admin"))
+    answers: dict[str, list[dict]] = {"query": [], "mutation": []}  # type: ignore[type-arg]
+    operations = {
+        "query": {"query": "{ viewer { mode } }"},
+        "mutation": {"query": CREATE_KEY, "variables": {"name": f"ws-{protocol}"}},
+    }
+    try:
+        for operation_id, payload in operations.items():
+            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
+            await socket.send(json.dumps(message))
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    answer = json.loads(await socket.recv())
+                    if answer["type"] in ("ka", "ping"):
+                        continue
+                    answers[operation_id].append(answer)
+                    if answer["type"] in ("complete", "error"):
+                        break
+    finally:
+        await socket.close()
+    data = "next" if protocol == "graphql-transport-ws" else "data"
+    assert [a["type"] for a in answers["query"]] == [data, "complete"], answers
+    assert answers["query"][0]["payload"]["data"] == {"viewer": {"mode": "TEST"}}
+    assert [a["type"] for a in answers["mutation"]] == [data, "complete"], answers
+    created = answers["mutation"][0]["payload"]["data"]["createApiKey"]
+    assert created["userErrors"] == []
+    assert created["secret"]
+    log = sqlite_server.output()
+    assert "INTERNAL_ERROR" not in log
+    assert '"level": "ERROR"' not in log
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
 async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
     sqlite_server: RunningServer, protocol: str
 ) -> None:
