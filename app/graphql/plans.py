@@ -297,7 +297,14 @@ class _Compiler:
     def _subfields(
         self, field_type: GraphQLOutputType, details: list[FieldDetails]
     ) -> list[FieldDetails]:
-        object_type = _named_object(field_type)
+        grouped = self._collect(_named_object(field_type), details)
+        return [group[0] for group in grouped.values()]
+
+    def _collect(
+        self, object_type: GraphQLObjectType, details: list[FieldDetails]
+    ) -> Mapping[str, list[FieldDetails]]:
+        """The fields selected under `details` on `object_type`, by response key, as the
+        executor collects them."""
         collected = collect_subfields(
             self.schema,
             self.fragments,
@@ -308,7 +315,7 @@ class _Compiler:
         )
         if collected.new_defer_usages:
             raise Unplannable("@defer")
-        return [group[0] for group in collected.grouped_field_set.values()]
+        return collected.grouped_field_set
 
     def _field(
         self,
@@ -341,18 +348,8 @@ class _Compiler:
         readers = _TYPES.get(object_type.name)
         if readers is None:
             raise Unplannable(f"type {object_type.name}")
-        collected = collect_subfields(
-            self.schema,
-            self.fragments,
-            self.variable_values,
-            self.operation,
-            object_type,
-            details,
-        )
-        if collected.new_defer_usages:
-            raise Unplannable("@defer")
         children: list[_Field] = []
-        for key, group in collected.grouped_field_set.items():
+        for key, group in self._collect(object_type, details).items():
             self._check(group)
             name = group[0].node.name.value
             if name == "__typename":
