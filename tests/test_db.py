@@ -68,6 +68,19 @@ async def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path: object) -> None:
     await db.dispose()
 
 
+async def _end_a_pooled_connection(db: Database, database_url: str) -> int:
+    """Ends, from PostgreSQL's side, the connection the pool just gave back: its backend pid."""
+    async with db.session() as session:
+        pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    other = await asyncpg.connect(dsn)  # not from the pool, which would hand out that one
+    try:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await other.close()
+    return int(pid)
+
+
 @pytest.mark.parametrize(
     "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
@@ -77,14 +90,7 @@ async def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced(
     """Recently used connections skip the ping (one round trip less per session under load);
     one idle for longer is pinged, and a dead one replaced before any statement meets it."""
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.05)
-    async with db.session() as session:
-        pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    other = await asyncpg.connect(dsn)  # not from the pool, which would hand out that one
-    try:
-        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await other.close()
+    pid = await _end_a_pooled_connection(db, database_url)
     await asyncio.sleep(0.1)
     async with db.session() as session:
         assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
@@ -100,14 +106,7 @@ async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_howe
     killer) within the ping's grace period is not handed out either: the closed socket is seen
     without a round trip. Before, the next session met it and its request failed
     (InterfaceError: the underlying connection is closed)."""
-    async with db.session() as session:
-        pid = (await session.exec(text("SELECT pg_backend_pid()"))).one()[0]
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    other = await asyncpg.connect(dsn)  # not from the pool, which would hand out that one
-    try:
-        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await other.close()
+    pid = await _end_a_pooled_connection(db, database_url)
     await asyncio.sleep(0.1)  # well within PING_AFTER_IDLE_SECONDS: no ping is due
     async with db.session() as session:
         assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
