@@ -11,6 +11,7 @@ from typing import Any, Protocol, cast
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -463,8 +464,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await self.send_data_message(result, operation_id)
                 first = False
             await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except (WebSocketDisconnected, SendAfterClose):
+            pass  # the client went away mid-send: no one is left to tell
         except asyncio.CancelledError:
-            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+            with suppress(WebSocketDisconnected, SendAfterClose):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)

@@ -222,6 +222,29 @@ async def test_a_query_and_a_mutation_over_either_protocol_get_one_result_then_c
     assert '"level": "ERROR"' not in log
 
 
+async def test_legacy_clients_that_drop_their_socket_mid_send_leave_no_error_in_the_log(
+    sqlite_server: RunningServer,
+) -> None:
+    """Operations still sending when their client vanishes: each send after the close raised
+    out of its task, logged at ERROR as "Task exception was never retrieved" (found by the
+    adversarial review: 28 in this loop)."""
+    key = sqlite_server.demo_key("test", "standard")
+    for round_ in range(30):
+        socket = await open_socket(sqlite_server, "graphql-ws", key)
+        for number in range(20):
+            payload = {"query": "{ viewer { mode } }"}
+            await socket.send(json.dumps({"id": f"q{number}", "type": "start", "payload": payload}))
+        await socket.send(
+            json.dumps({"id": "s", "type": "start", "payload": {"query": SUBSCRIPTION}})
+        )
+        await asyncio.sleep(0.001 * round_)
+        socket.transport.abort()  # type: ignore[attr-defined]
+    await asyncio.sleep(1)
+    log = sqlite_server.output()
+    assert "never retrieved" not in log
+    assert '"level": "ERROR"' not in log
+
+
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
     sqlite_server: RunningServer, protocol: str
