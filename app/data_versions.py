@@ -47,6 +47,8 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClau
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.memo import Memo
+
 GLOBAL_SCOPE = "*"
 EPOCH_SCOPE = "epoch"
 ACCOUNT_TABLE = "account"  # the tenant table: its rows are scoped by their own id
@@ -131,7 +133,7 @@ class SQLiteVersionReader:
         )
         self._connection.execute("PRAGMA query_only = ON")
         self._data_version: int | None = None
-        self._kept: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._kept: Memo[tuple[str, ...], tuple[int, ...]] = Memo(self.MAX_KEPT)
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> "SQLiteVersionReader | None":
@@ -172,11 +174,7 @@ class SQLiteVersionReader:
         except sqlite3.Error:
             return None
         found: dict[str, int] = dict(rows)
-        versions = tuple(found.get(scope, 0) for scope in scopes)
-        if len(self._kept) >= self.MAX_KEPT:
-            self._kept.clear()
-        self._kept[scopes] = versions
-        return versions
+        return self._kept.keep(scopes, tuple(found.get(scope, 0) for scope in scopes))
 
     def close(self) -> None:
         self._connection.close()

@@ -42,6 +42,7 @@ from app.graphql.response_cache import (
     cacheable,
 )
 from app.graphql.schema import MAX_TOKENS, PARSE_CACHE_SIZE
+from app.memo import Memo
 
 # The schema's own parse cache (Strawberry shares one per size), called as the schema calls
 # it (with its token limit), so a document is parsed once for both paths.
@@ -86,10 +87,10 @@ class CacheHits:
         self.rate_limiter = rate_limiter
         self.served = 0  # answers sent from here, for tests and operators to see
         # Worked out once, not per request (bench/cache_hit.py measures a hit's CPU).
-        self._base_urls: dict[tuple[Any, ...], str] = {}
-        self._verdicts: dict[tuple[str, str | None], bool] = {}
-        self._answers: dict[str, tuple[bytes, CachedAnswer, bytes]] = {}
-        self._buckets: dict[uuid.UUID, str] = {}
+        self._base_urls: Memo[tuple[Any, ...], str] = Memo(MAX_KEPT_BASE_URLS)
+        self._verdicts: Memo[tuple[str, str | None], bool] = Memo(MAX_KEPT_DOCUMENTS)
+        self._answers: Memo[str, tuple[bytes, CachedAnswer, bytes]] = Memo(MAX_KEPT_ANSWERS)
+        self._buckets: Memo[uuid.UUID, str] = Memo(MAX_KEPT_BUCKETS)
 
     async def look_up(
         self, request: Request, principal: Principal, reads: RequestReads
@@ -114,7 +115,9 @@ class CacheHits:
         if stored is None:
             return CacheLookup(key)
         answer, unthrottled_body = self._decoded(key, stored)
-        bucket = self._buckets.get(principal.api_key_id) or self._bucket(principal)
+        bucket = self._buckets.get(principal.api_key_id) or self._buckets.keep(
+            principal.api_key_id, str(principal.api_key_id)
+        )
         throttle = await self.rate_limiter.take(bucket, answer.requested_cost)
         if throttle is not None and throttle.refused:
             return CacheLookup(key)  # the normal path answers THROTTLED
@@ -138,17 +141,8 @@ class CacheHits:
         answer = CachedAnswer.decode(stored)
         body = _body(answer, None)
         if len(stored) <= MAX_KEPT_ANSWER_BYTES:
-            if len(self._answers) >= MAX_KEPT_ANSWERS:
-                self._answers.clear()
-            self._answers[key] = (stored, answer, body)
+            self._answers.keep(key, (stored, answer, body))
         return answer, body
-
-    def _bucket(self, principal: Principal) -> str:
-        bucket = str(principal.api_key_id)
-        if len(self._buckets) >= MAX_KEPT_BUCKETS:
-            self._buckets.clear()
-        self._buckets[principal.api_key_id] = bucket
-        return bucket
 
     def _base_url(self, request: Request) -> str:
         """`str(request.base_url)`, worked out once per (scheme, server, root path, Host):
@@ -158,11 +152,8 @@ class CacheHits:
         root_path = scope.get("app_root_path", scope.get("root_path", ""))
         asked = (scope.get("scheme"), scope.get("server"), root_path, host)
         base_url = self._base_urls.get(asked)
-        if base_url is None:
-            base_url = str(request.base_url)
-            if len(self._base_urls) >= MAX_KEPT_BASE_URLS:  # Host is the client's to choose
-                self._base_urls.clear()
-            self._base_urls[asked] = base_url
+        if base_url is None:  # Host is the client's to choose: the memo is bounded
+            base_url = self._base_urls.keep(asked, str(request.base_url))
         return base_url
 
     def _cacheable(self, query: str, operation_name: str | None) -> bool:
@@ -176,9 +167,7 @@ class CacheHits:
                 get_operation_ast(document, operation_name)
             )
             if len(query) <= MAX_KEPT_DOCUMENT_CHARACTERS:
-                if len(self._verdicts) >= MAX_KEPT_DOCUMENTS:
-                    self._verdicts.clear()
-                self._verdicts[asked] = verdict
+                self._verdicts.keep(asked, verdict)
         return verdict
 
     async def _asked(self, request: Request) -> AskedQuery | None:

@@ -52,6 +52,7 @@ from app.data_versions import SQLiteVersionReader, read_scopes, read_versions
 from app.graphql.cost import PricedResult, actual_cost, requested_cost
 from app.graphql.extensions import debug_enabled
 from app.graphql.reads import RequestReads
+from app.memo import Memo
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,8 @@ class ResponseCache:
         self.public_url = settings.public_url
         self._sqlite_reader: SQLiteVersionReader | Literal[False] | None = None  # False: none
         # Worked out once, not per request (bench/cache_hit.py measures a hit's CPU).
-        self._principals: dict[int, _ScopedPrincipal] = {}
-        self._documents: dict[str, str] = {}
+        self._principals: Memo[int, _ScopedPrincipal] = Memo(MAX_KEPT_PRINCIPALS)
+        self._documents: Memo[str, str] = Memo(MAX_KEPT_DOCUMENTS)
         database = engine.url.render_as_string(hide_password=True)
         self.namespace = hashlib.sha256(
             orjson.dumps([ENTRY_FORMAT, schema_sdl, database, settings_fingerprint(settings)])
@@ -304,20 +305,14 @@ class ResponseCache:
         scoped = _ScopedPrincipal(
             principal, read_scopes(principal.account_id, principal.mode), digest
         )
-        if len(self._principals) >= MAX_KEPT_PRINCIPALS:
-            self._principals.clear()
-        self._principals[id(principal)] = scoped
-        return scoped
+        return self._principals.keep(id(principal), scoped)
 
     def _document_digest(self, query: str) -> str:
         digest = self._documents.get(query)
         if digest is None:
             digest = hashlib.sha256(query.encode()).hexdigest()
-            if len(query) > MAX_KEPT_DOCUMENT_CHARACTERS:
-                return digest
-            if len(self._documents) >= MAX_KEPT_DOCUMENTS:
-                self._documents.clear()
-            self._documents[query] = digest
+            if len(query) <= MAX_KEPT_DOCUMENT_CHARACTERS:
+                self._documents.keep(query, digest)
         return digest
 
     def _sqlite_versions(self, scopes: tuple[str, ...]) -> tuple[int, ...] | None:
