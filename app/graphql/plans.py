@@ -101,7 +101,7 @@ def plannable(strawberry_type: type, readers: Mapping[str, Reader | Loaded] | No
 
 def row_readers(fields: Mapping[str, Callable[[Any], Any]]) -> dict[str, Reader]:
     """Readers from functions of the row alone (a type's `from_row` fields)."""
-    return {name: _of_row(read) for name, read in fields.items()}
+    return {name: OfRow(read) for name, read in fields.items()}
 
 
 class OfRow:
@@ -114,10 +114,6 @@ class OfRow:
 
     def __call__(self, source: Any, _context: Any) -> Any:
         return self.read(source)
-
-
-def _of_row(read: Callable[[Any], Any]) -> Reader:
-    return OfRow(read)
 
 
 def from_fields(cls: type[T], fields: Mapping[str, Callable[[Any], Any]], row: Any) -> T:
