@@ -5,6 +5,7 @@ import collections
 import enum
 import functools
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import DateTime, Enum, Select, event, insert, inspect, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +24,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.data_versions import track_data_versions
 from app.group_commit import GroupCommit, Staged
+from app.inline_sqlite import inline_connection
+from app.memo import Memo
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -71,6 +75,40 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _SQLiteUuid(sqltypes.Uuid[uuid.UUID]):
+    """SQLAlchemy's `Uuid` on SQLite (32 hex characters), read back through `uuid_of_hex`:
+    `uuid.UUID(hex)` was the largest single cost of a nested read (400 ids per page, most of
+    them the same few projects, bundles and batches)."""
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if not self.as_uuid:
+            return super().result_processor(dialect, coltype)
+        return uuid_of_hex
+
+
+_UUIDS_KEPT = 4096  # a page's projects, bundles and batches recur: their ids are kept
+
+
+def uuid_of_hex(value: str | None) -> uuid.UUID | None:
+    """`uuid.UUID(value)` for an id as SQLAlchemy stores it on SQLite, kept for the next time
+    it is read: a page's allocations name the same few projects, bundles and batches, and the
+    constructor costs more than 2 µs here (a dict lookup, 0.15)."""
+    if value is None:
+        return None
+    kept = _kept_uuids.get(value)
+    if kept is None:
+        kept = _kept_uuids.keep(value, uuid.UUID(value))
+    return kept
+
+
+_kept_uuids: Memo[str, uuid.UUID] = Memo(_UUIDS_KEPT)
+
+
+def _read_uuids_fast(engine: AsyncEngine) -> None:
+    dialect = engine.dialect
+    dialect.colspecs = {**dialect.colspecs, sqltypes.Uuid: _SQLiteUuid}
+
+
 def enum_column_type(enum_class: type[enum.Enum]) -> Enum:
     """Store an enum by value as a short string with a CHECK, not as a native PostgreSQL type,
     so that adding a member is a plain migration on both backends."""
@@ -85,7 +123,8 @@ def enum_column_type(enum_class: type[enum.Enum]) -> Enum:
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves.
+    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves (on the writing
+    engine; the reading one is `_inline_reader`'s).
 
     pysqlite's own BEGIN is deferred; a deferred transaction that reads and then writes after
     another connection committed fails with "database is locked" whatever the busy timeout.
@@ -102,10 +141,27 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    _begin_ourselves(engine)
+
+
+def _begin_ourselves(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _inline_reader(engine: AsyncEngine) -> AsyncEngine:
+    """An engine for reads of the same SQLite file, run on the loop's thread
+    (app/inline_sqlite.py): read-only connections, each session one deferred transaction."""
+    path = engine.url.database
+    assert path is not None
+    reader = create_async_engine(
+        engine.url, echo=engine.echo, async_creator=lambda: inline_connection(path)
+    )
+    _begin_ourselves(reader)
+    _read_uuids_fast(reader)
+    return reader
 
 
 @dataclass(frozen=True)
@@ -146,6 +202,7 @@ def _create_engine(url: URL | str, *, echo: bool, pool: PoolSize) -> AsyncEngine
             )
         engine = create_async_engine(parsed, echo=echo)
         _configure_sqlite(engine)
+        _read_uuids_fast(engine)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
@@ -213,11 +270,14 @@ class Database:
         # sees its own snapshot either way, and BEGIN and ROLLBACK were two round trips of the
         # four an ordinary query's read took, each a wait on a loaded machine. SQLite keeps its
         # deferred transaction: there it is one snapshot for all of a session's reads.
-        reader = (
-            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        # On SQLite, reads run on the loop's thread (app/inline_sqlite.py).
+        self.reader = (
+            _inline_reader(engine)
+            if self.is_sqlite
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._sessions = async_sessionmaker(
-            reader, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            self.reader, class_=AsyncSession, expire_on_commit=False, autoflush=False
         )
         writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._writer_sessions = async_sessionmaker(
@@ -237,6 +297,12 @@ class Database:
         cls, url: URL | str, *, echo: bool = False, pool: PoolSize = PoolSize()
     ) -> "Database":
         return cls(create_engine(url, echo=echo, pool=pool))
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """The engines with pools of their own: on SQLite the writing one and the reading one,
+        on PostgreSQL one (reads use its pool with options). For listening to every statement."""
+        return (self.engine, self.reader) if self.is_sqlite else (self.engine,)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -285,6 +351,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.writer.close()
+        if self.is_sqlite:  # its own engine (on PostgreSQL, the same pool with options)
+            await self.reader.dispose()
         await self.engine.dispose()
 
 

@@ -168,11 +168,13 @@ def counting_statements(db: Database) -> Iterator[list[str]]:
         if not str(args[2]).startswith("BEGIN"):
             statements.append(args[2])
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        for engine in db.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 class GraphQLClient:

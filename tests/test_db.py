@@ -110,3 +110,105 @@ async def test_a_pooled_postgresql_connection_the_server_closed_is_replaced_howe
     await asyncio.sleep(0.1)  # well within PING_AFTER_IDLE_SECONDS: no ping is due
     async with db.session() as session:
         assert (await session.exec(text("SELECT pg_backend_pid()"))).one()[0] != pid
+
+
+# SQLite reads on the loop's thread (app/inline_sqlite.py)
+
+
+async def _sqlite_db(tmp_path: object) -> Database:
+    url = f"sqlite+aiosqlite:///{tmp_path}/inline.db"
+    from app.migrations.runner import migrate
+
+    await migrate(url)
+    return Database.from_url(url)
+
+
+async def test_sqlite_reads_run_on_the_loop_thread_without_giving_up_the_loop(
+    tmp_path: object,
+) -> None:
+    import threading
+
+    db = await _sqlite_db(tmp_path)
+    async with db.transaction() as session:
+        session.add(Account(name="Acme", slug="acme"))
+    ran: list[str] = []
+    threads: set[int] = set()
+
+    def on_execute(*_: object) -> None:
+        threads.add(threading.get_ident())
+
+    from sqlalchemy import event
+
+    event.listen(db.reader.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with db.session() as session:
+            asyncio.get_running_loop().call_soon(ran.append, "other task")
+            rows = (await session.exec(text("SELECT name FROM account"))).all()
+            for _ in range(5):
+                await session.exec(text("SELECT count(*) FROM account"))
+            # Six statements, a session begun: not one turn of the loop was needed.
+            assert ran == []
+    finally:
+        event.remove(db.reader.sync_engine, "before_cursor_execute", on_execute)
+    assert [row[0] for row in rows] == ["Acme"]
+    assert threads == {threading.get_ident()}
+    await asyncio.sleep(0)
+    assert ran == ["other task"]
+    await db.dispose()
+
+
+async def test_a_sqlite_read_session_cannot_write(tmp_path: object) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    db = await _sqlite_db(tmp_path)
+    with pytest.raises(OperationalError, match="readonly"):
+        async with db.session() as session:
+            await session.exec(text("INSERT INTO account (id, name, slug) VALUES ('x', 'y', 'z')"))
+    await db.dispose()
+
+
+async def test_a_sqlite_read_does_not_wait_for_a_writer_holding_the_lock(tmp_path: object) -> None:
+    """WAL: a write transaction open on another connection (another process, say) neither
+    blocks a read on the loop's thread nor shows it its uncommitted rows."""
+    import sqlite3
+    import time
+
+    db = await _sqlite_db(tmp_path)
+    async with db.transaction() as session:
+        session.add(Account(name="Acme", slug="acme"))
+    other = sqlite3.connect(f"{tmp_path}/inline.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE account SET name = 'Uncommitted'")
+    try:
+        started = time.monotonic()
+        async with db.session() as session:
+            names = (await session.exec(text("SELECT name FROM account"))).all()
+        assert time.monotonic() - started < 0.1
+        assert [row[0] for row in names] == ["Acme"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await db.dispose()
+
+
+async def test_sqlite_uuids_read_back_equal_to_those_written(db: Database) -> None:
+    import uuid
+
+    from app.db import uuid_of_hex
+
+    async with db.transaction() as session:
+        account = Account(name="Acme", slug="acme")
+        session.add(account)
+    async with db.session() as session:
+        stored = await session.get(Account, account.id)
+    assert stored is not None
+    assert stored.id == account.id
+    assert hash(stored.id) == hash(account.id)
+    assert str(stored.id) == str(account.id)
+    made = uuid_of_hex(account.id.hex)
+    assert made == account.id
+    assert uuid_of_hex(account.id.hex) is made  # kept
+    with pytest.raises(ValueError, match="hexadecimal"):
+        uuid_of_hex("not a uuid")
+    assert uuid_of_hex(None) is None
+    assert isinstance(uuid_of_hex(uuid.uuid4().hex), uuid.UUID)

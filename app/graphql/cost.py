@@ -281,9 +281,16 @@ class CostCalculator:
     ) -> int:
         """`page` is set for the fields of a connection: its lists are the page of items."""
         total = 0
+        if data is _Missing:  # priced as asked
+            for field in plan:
+                total += self._field_cost(field, _Missing, page)
+            return total
+        if not isinstance(data, dict):
+            return 0
+        get = data.get  # one lookup per field: a page of 20 orders walks ~400 objects
         for field in plan:
-            value = _field_value(data, field.key)
-            if value is _Missing and data is not _Missing:
+            value = get(field.key, _Missing)
+            if value is _Missing:
                 continue  # not in the response: skipped, or cut off by an error
             total += self._field_cost(field, value, page)
         return total

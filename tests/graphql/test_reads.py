@@ -29,11 +29,13 @@ def counting_checkouts(db: Database) -> Iterator[list[object]]:
     def record(connection: object, *_: object) -> None:
         checkouts.append(connection)
 
-    event.listen(db.engine.sync_engine, "checkout", record)
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "checkout", record)
     try:
         yield checkouts
     finally:
-        event.remove(db.engine.sync_engine, "checkout", record)
+        for engine in db.engines:
+            event.remove(engine.sync_engine, "checkout", record)
 
 
 async def test_an_http_query_reads_all_its_relations_through_one_connection(
