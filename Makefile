@@ -66,11 +66,12 @@ format: install
 schema: install ## rewrite schema.graphql from the code
 	$(BIN)/carbon-gateway export-schema > schema.graphql
 
-bench: install ## the benchmarks: speed side by side, customer-order items/s, fulfilment latency, fan-out
+bench: install ## the benchmarks: speed side by side, customer-order items/s, fulfilment latency, fan-out, the read floor
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.customer_orders
 	$(BIN)/python -m bench.order_latency
 	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.read_floor
 
 bench-speed: install ## issue 10's reads and writes side by side (needs /usr/bin/wrk)
 	$(BIN)/python -m bench.speed
