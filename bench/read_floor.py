@@ -20,7 +20,6 @@ its own cost to every row alike (bench.speed's ceiling is about 87 µs per reque
 
 import asyncio
 import hashlib
-import logging
 import os
 import sqlite3
 import sys
@@ -32,12 +31,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 
-from app.config import Settings
-from app.db import Database
-from app.main import create_app
-from app.migrations.runner import migrate
-from bench.cache_hit import _answer, _scope, call, cpu_per_request
-from bench.nested_read import SERVER_SECRET, _seed
+from bench.cache_hit import _answer, _scope, call, cpu_per_request, seeded_app
 from bench.speed.ceiling import create_app as create_ceiling
 from bench.speed.reads import NESTED_READ
 
@@ -55,20 +49,7 @@ def _best_of_three(work: Any, n: int) -> float:
 async def main(requests: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = f"{directory}/bench.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        await migrate(url)
-        db = Database.from_url(url)
-        key = await _seed(db)
-        settings = Settings(
-            database_url=url,
-            secret_key=SERVER_SECRET,
-            run_worker=False,
-            rate_limit_per_second=0,
-            response_cache=False,
-            log_level="WARNING",
-        )
-        logging.getLogger().setLevel(logging.WARNING)
-        ours = create_app(settings, database=db)
+        db, key, ours = await seeded_app(directory, response_cache=False)
         digest = hashlib.sha256(NESTED_READ.encode()).hexdigest()
         persisted = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
         register = orjson.dumps({"query": NESTED_READ, "extensions": persisted})

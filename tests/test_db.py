@@ -36,13 +36,19 @@ async def test_unreachable_postgresql_is_explained_not_a_traceback() -> None:
     await db.dispose()
 
 
-async def test_timestamps_come_back_timezone_aware_utc(db: Database) -> None:
+async def _stored_account(db: Database) -> tuple[Account, Account]:
+    """An account as written, and as a read session reads it back."""
     async with db.transaction() as session:
         account = Account(name="Acme", slug="acme")
         session.add(account)
     async with db.session() as session:
         stored = await session.get(Account, account.id)
     assert stored is not None
+    return account, stored
+
+
+async def test_timestamps_come_back_timezone_aware_utc(db: Database) -> None:
+    _, stored = await _stored_account(db)
     assert stored.created_at.tzinfo is not None
     assert stored.created_at.utcoffset() == UTC.utcoffset(None)
     assert abs((datetime.now(UTC) - stored.created_at).total_seconds()) < 60
@@ -196,12 +202,7 @@ async def test_sqlite_uuids_read_back_equal_to_those_written(db: Database) -> No
 
     from app.db import uuid_of_hex
 
-    async with db.transaction() as session:
-        account = Account(name="Acme", slug="acme")
-        session.add(account)
-    async with db.session() as session:
-        stored = await session.get(Account, account.id)
-    assert stored is not None
+    account, stored = await _stored_account(db)
     assert stored.id == account.id
     assert hash(stored.id) == hash(account.id)
     assert str(stored.id) == str(account.id)
