@@ -16,6 +16,7 @@ from app.accounts.rate_limits import create_rate_limiter
 from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
+from app.gc_pacing import pacing_full_collections
 from app.graphql.http import GraphQLEndpoint
 from app.graphql.ide import ASSETS_PATH, BUNDLE_DIR, GraphiQLAssets, GraphiQLPage
 from app.graphql.persisted import create_persisted_operations
@@ -91,7 +92,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
-            async with background.running():
+            async with background.running(), pacing_full_collections():
                 _freeze_startup_objects()
                 yield
         finally:
