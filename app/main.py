@@ -16,7 +16,6 @@ from app.accounts.rate_limits import create_rate_limiter
 from app.background import Background
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
-from app.gc_pacing import pacing_full_collections
 from app.graphql.http import GraphQLEndpoint
 from app.graphql.ide import ASSETS_PATH, BUNDLE_DIR, GraphiQLAssets, GraphiQLPage
 from app.graphql.persisted import create_persisted_operations
@@ -92,7 +91,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
-            async with background.running(), pacing_full_collections():
+            async with background.running():
                 _freeze_startup_objects()
                 yield
         finally:
