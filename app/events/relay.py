@@ -49,11 +49,18 @@ async def _take_publication_lock(session: AsyncSession) -> None:
 
 async def relay_pending(db: Database, broker: Broker, batch_size: int = BATCH_SIZE) -> int:
     """Publish one batch of committed, unpublished events; how many were published."""
+    published, _queued = await _relay_batch(db, broker, batch_size)
+    return published
+
+
+async def _relay_batch(db: Database, broker: Broker, batch_size: int) -> tuple[int, int]:
+    """Publish one batch: how many events were published, and how many webhook deliveries
+    were queued with them."""
     unpublished = select(Event).where(col(Event.published_at).is_(None))
     # Look before locking, so an idle relay never takes a lock or SQLite's write lock.
     async with db.session() as session:
         if (await session.exec(unpublished.limit(1))).first() is None:
-            return 0
+            return 0, 0
     async with db.transaction() as session:
         await _take_publication_lock(session)
         # Read after the lock: under READ COMMITTED this statement sees the previous holder's
@@ -67,10 +74,10 @@ async def relay_pending(db: Database, broker: Broker, batch_size: int = BATCH_SI
             event.sequence = last + offset
             event.published_at = now
         await session.flush()
-        await enqueue_for_events(session, events)
+        queued = await enqueue_for_events(session, events)
     if events:
         await broker.ring(last + len(events))
-    return len(events)
+    return len(events), queued
 
 
 class OutboxRelay(PollingLoop):
@@ -80,14 +87,20 @@ class OutboxRelay(PollingLoop):
     def __init__(
         self, db: Database, broker: Broker, on_published: Callable[[], None] | None = None
     ) -> None:
+        """`on_published` is called after each batch that queued webhook deliveries."""
         super().__init__()
         self.db = db
         self.broker = broker
         self.on_published = on_published
 
     async def run_pass(self) -> None:
-        while published := await relay_pending(self.db, self.broker):
-            if self.on_published is not None:
-                self.on_published()  # webhooks were queued with them
+        while True:
+            published, queued = await _relay_batch(self.db, self.broker, BATCH_SIZE)
+            # Woken only for webhooks queued: a pass of the dispatcher for a batch that queued
+            # none (no endpoint, no callback URL) was a session, a SELECT and its loop turns
+            # per relay pass, on the loop that answers requests, during every burst. Retries
+            # come due on the dispatcher's own poll.
+            if queued and self.on_published is not None:
+                self.on_published()
             if published < BATCH_SIZE:
                 break

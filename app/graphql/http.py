@@ -385,14 +385,23 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def principal_for(self, plain_key: str | None, subaccount: str | None) -> Principal:
         """Who a key (and subaccount header or parameter) acts as; records the key's use."""
         subaccount_id = subaccount_id_from_header(subaccount)
-        if (known := self.principals.get(plain_key, subaccount_id)) is not None:
+        known = self.principals.get(
+            plain_key, subaccount_id, lambda: self._authenticate(plain_key, subaccount_id)
+        )
+        if known is not None:
             return known
+        principal = await self._authenticate(plain_key, subaccount_id)
+        self.principals.put(plain_key or "", subaccount_id, principal)
+        return principal
+
+    async def _authenticate(
+        self, plain_key: str | None, subaccount_id: uuid.UUID | None
+    ) -> Principal:
         async with self.db.session() as session:
             principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
         if stale:
             async with self.db.transaction() as session:
                 await accounts.record_key_use(session, principal.api_key_id)
-        self.principals.put(plain_key or "", subaccount_id, principal)
         return principal
 
     async def process_result(

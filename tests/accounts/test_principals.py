@@ -12,6 +12,7 @@ from sqlalchemy import update
 from app.accounts import service
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode
 from app.accounts.principals import PrincipalCache, forget_principals
+from app.accounts.service import Principal
 from app.config import Settings
 from app.db import Database, utcnow
 from app.graphql.http import GraphQLEndpoint
@@ -121,3 +122,52 @@ async def test_a_flood_of_bad_keys_is_refused_every_time_and_stores_nothing(
             bad = GraphQLClient(http, f"cg_test_{index:064d}")
             assert (await bad.post(VIEWER)).status_code == 401
     assert len(endpoint.principals) == 1
+
+
+async def test_a_key_in_steady_use_is_authenticated_again_in_the_background() -> None:
+    cache = PrincipalCache(seconds=0.2)
+    account = Account(name="Acme", slug="acme")
+    first, second = principal_for(account, Mode.TEST), principal_for(account, Mode.TEST)
+    refreshed = asyncio.Event()
+
+    async def refresh() -> Principal:
+        refreshed.set()
+        return second
+
+    cache.put("cg_test_0", None, first)
+    assert cache.get("cg_test_0", None, refresh) is first  # fresh: nothing started
+    assert not refreshed.is_set()
+    await asyncio.sleep(0.12)  # past half its time
+    assert cache.get("cg_test_0", None, refresh) is first  # answered at once, refresh started
+    await asyncio.wait_for(refreshed.wait(), 1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.12)  # the old entry's time is over; the refreshed one's is not
+    assert cache.get("cg_test_0", None) is second
+
+
+async def test_a_refresh_that_fails_or_outlives_a_clear_keeps_nothing() -> None:
+    cache = PrincipalCache(seconds=0.1)
+    account = Account(name="Acme", slug="acme")
+    principal = principal_for(account, Mode.TEST)
+    release = asyncio.Event()
+
+    async def refused() -> Principal:
+        raise service.NotAuthenticated("The API key has been revoked.")
+
+    async def slow() -> Principal:
+        await release.wait()
+        return principal
+
+    cache.put("cg_test_0", None, principal)
+    await asyncio.sleep(0.06)
+    assert cache.get("cg_test_0", None, refused) is principal
+    await asyncio.sleep(0.01)
+    assert cache.get("cg_test_0", None) is None  # the next request authenticates itself
+
+    cache.put("cg_test_1", None, principal)
+    await asyncio.sleep(0.06)
+    assert cache.get("cg_test_1", None, slow) is principal
+    forget_principals()  # a revocation here while the refresh reads
+    release.set()
+    await asyncio.sleep(0.01)
+    assert cache.get("cg_test_1", None) is None
