@@ -1,6 +1,7 @@
 """Engine creation, configuration errors and timestamps."""
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 
 import asyncpg
@@ -213,3 +214,92 @@ async def test_sqlite_uuids_read_back_equal_to_those_written(db: Database) -> No
         uuid_of_hex("not a uuid")
     assert uuid_of_hex(None) is None
     assert isinstance(uuid_of_hex(uuid.uuid4().hex), uuid.UUID)
+
+
+# A few hundred ms of SQLite's own work in one step, as a totalCount over a big account.
+_SLOW_COUNT = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+async def test_a_sqlite_read_slow_in_sqlite_itself_does_not_hold_the_loop(
+    tmp_path: object,
+) -> None:
+    """A statement that outruns the inline budget goes on on a thread: other requests (a
+    health check, a WebSocket's ping) go on meanwhile, and the read answers in full."""
+    db = await _sqlite_db(tmp_path)
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.005)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    try:
+        async with db.session() as session:
+            before = len(ticks)
+            (count,) = (await session.exec(text(_SLOW_COUNT))).one()
+            during = len(ticks) - before
+    finally:
+        ticking.cancel()
+    assert count == 3_000_000
+    assert during >= 5, "the loop was held for the whole statement"
+    await db.dispose()
+
+
+async def test_a_sqlite_read_whose_rows_are_slow_to_step_through_answers_every_row(
+    tmp_path: object,
+) -> None:
+    """The budget also bounds the fetch (the scan after the first row): the statement is run
+    again on the thread, in the same snapshot, and every row comes back."""
+    db = await _sqlite_db(tmp_path)
+    statement = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) "
+        "SELECT x FROM n WHERE x % 100000 = 1"
+    )
+    async with db.session() as session:
+        rows = [row[0] for row in (await session.exec(text(statement))).all()]
+        assert rows == list(range(1, 3_000_000, 100000))
+        # The session goes on as usual after it (same connection, same transaction).
+        assert (await session.exec(text("SELECT count(*) FROM account"))).one()[0] == 0
+    await db.dispose()
+
+
+async def test_a_sqlite_read_waits_off_the_loop_for_a_lock_it_cannot_take(
+    tmp_path: object,
+) -> None:
+    """Another connection holding the file in exclusive locking mode (a maintenance script, a
+    recovery): the read waits for it on a thread, as reads did before they ran on the loop,
+    rather than sleeping on the loop in SQLite's busy handler and then failing with 'database
+    is locked' (INTERNAL_ERROR to the client)."""
+    import sqlite3
+    import threading
+
+    db = await _sqlite_db(tmp_path)
+    holder = sqlite3.connect(f"{tmp_path}/inline.db", isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("DELETE FROM account")
+    holder.execute("COMMIT")  # keeps the file's exclusive lock until it closes
+    threading.Timer(0.6, holder.close).start()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.005)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    try:
+        async with db.session() as session:
+            (count,) = (await session.exec(text("SELECT count(*) FROM account"))).one()
+    finally:
+        ticking.cancel()
+    assert count == 0
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    assert max(gaps) < 0.1, "the loop slept in SQLite's busy handler"
+    await db.dispose()
