@@ -223,6 +223,13 @@ _SLOW_COUNT = (
 )
 
 
+async def _tick_into(ticks: list[float]) -> None:
+    """Note the loop's time every 5 ms, for as long as the loop is free to run it."""
+    while True:
+        ticks.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.005)
+
+
 async def test_a_sqlite_read_slow_in_sqlite_itself_does_not_hold_the_loop(
     tmp_path: object,
 ) -> None:
@@ -230,13 +237,7 @@ async def test_a_sqlite_read_slow_in_sqlite_itself_does_not_hold_the_loop(
     health check, a WebSocket's ping) go on meanwhile, and the read answers in full."""
     db = await _sqlite_db(tmp_path)
     ticks: list[float] = []
-
-    async def ticker() -> None:
-        while True:
-            ticks.append(asyncio.get_running_loop().time())
-            await asyncio.sleep(0.005)
-
-    ticking = asyncio.create_task(ticker())
+    ticking = asyncio.create_task(_tick_into(ticks))
     await asyncio.sleep(0.01)
     try:
         async with db.session() as session:
@@ -286,13 +287,7 @@ async def test_a_sqlite_read_waits_off_the_loop_for_a_lock_it_cannot_take(
     holder.execute("COMMIT")  # keeps the file's exclusive lock until it closes
     threading.Timer(0.6, holder.close).start()
     ticks: list[float] = []
-
-    async def ticker() -> None:
-        while True:
-            ticks.append(asyncio.get_running_loop().time())
-            await asyncio.sleep(0.005)
-
-    ticking = asyncio.create_task(ticker())
+    ticking = asyncio.create_task(_tick_into(ticks))
     await asyncio.sleep(0.01)
     try:
         async with db.session() as session:
