@@ -157,7 +157,9 @@ def _inline_reader(engine: AsyncEngine) -> AsyncEngine:
     path = engine.url.database
     assert path is not None
     reader = create_async_engine(
-        engine.url, echo=engine.echo, async_creator=lambda: inline_connection(path)
+        engine.url,
+        echo=engine.echo,
+        async_creator=lambda: inline_connection(path, SQLITE_BUSY_TIMEOUT_MS),
     )
     _begin_ourselves(reader)
     _read_uuids_fast(reader)

@@ -26,6 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.loops import settle
+
 if TYPE_CHECKING:
     from app.db import Database
 
@@ -222,9 +224,4 @@ class GroupCommit:
                     future.set_exception(failure)
             return
         for future, result, error in outcomes:
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            settle(future, result, error)

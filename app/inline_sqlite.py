@@ -36,29 +36,21 @@ from typing import Any
 
 import aiosqlite
 
+from app.loops import settle
+
 # How long one call (a statement's first step, or the fetch of its rows) may run on the loop's
 # thread before SQLite is told to stop it and it is run again on a thread of its own.
 INLINE_BUDGET_SECONDS = 0.005
 _PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
-# Off the loop, a read waits for a lock as the writers do (app/db.py's SQLITE_BUSY_TIMEOUT_MS).
-OFF_LOOP_BUSY_TIMEOUT_MS = 30_000
 _RETRIED = (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class _RunAtOnce:
     """aiosqlite's queue of (future, call) for its worker thread, run as it is filled; a call
     over its budget, or one that would wait for a lock, goes on on this connection's thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy_timeout_ms: int) -> None:
+        self.busy_timeout_ms = busy_timeout_ms  # off the loop, a lock is waited for this long
         self.connection: sqlite3.Connection | None = None
         self.deadline: float | None = None  # armed while a call runs on the loop's thread
         self._thread: ThreadPoolExecutor | None = None  # started at the first fallback
@@ -90,12 +82,12 @@ class _RunAtOnce:
                 # Stopped before it answered, or refused a lock: a read, so running it again
                 # (in the same transaction, the same snapshot) is what it would have answered.
                 self._off_loop(future, again, patient=True)
-            elif future is not None and not future.done():
-                future.set_exception(error)  # handed to the awaiting caller, as aiosqlite does
+            elif future is not None:
+                settle(future, None, error)  # handed to the awaiting caller, as aiosqlite does
             return
         self.deadline = None
-        if future is not None and not future.done():
-            future.set_result(result)
+        if future is not None:
+            settle(future, result, None)
 
     def _again(self, call: Callable[[], Any]) -> Callable[[], Any] | None:
         """How to run `call` again from the start if it is stopped, or None (not bounded):
@@ -139,7 +131,7 @@ class _RunAtOnce:
                 if patient and connection is not None:
                     # No progress handler here: each call of it takes the GIL from the loop.
                     connection.set_progress_handler(None, 0)
-                    connection.execute(f"PRAGMA busy_timeout={OFF_LOOP_BUSY_TIMEOUT_MS}")
+                    connection.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
                     try:
                         result = call()
                     finally:
@@ -159,7 +151,7 @@ class _RunAtOnce:
     ) -> None:
         self._in_flight -= 1
         if future is not None:
-            _settle(future, result, error)
+            settle(future, result, error)
 
     def shutdown(self) -> None:
         if self._thread is not None:
@@ -171,8 +163,8 @@ class InlineConnection(aiosqlite.Connection):
     """An aiosqlite connection without its thread: each call runs on the caller's thread,
     within INLINE_BUDGET_SECONDS, else on a thread of the connection's own."""
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        self._run = _RunAtOnce()
+    def __init__(self, connector: Callable[[], sqlite3.Connection], busy_timeout_ms: int) -> None:
+        self._run = _RunAtOnce(busy_timeout_ms)
 
         def connect() -> sqlite3.Connection:
             connection = connector()
@@ -192,9 +184,9 @@ class InlineConnection(aiosqlite.Connection):
         return future
 
 
-def inline_connection(path: str) -> InlineConnection:
+def inline_connection(path: str, busy_timeout_ms: int) -> InlineConnection:
     """An unopened read connection to the SQLite file at `path` (SQLAlchemy's async_creator
-    awaits it)."""
+    awaits it); off the loop it waits `busy_timeout_ms` for a lock, as the writers do."""
 
     def connect() -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -206,4 +198,4 @@ def inline_connection(path: str) -> InlineConnection:
         connection.execute("PRAGMA query_only = ON")
         return connection
 
-    return InlineConnection(connect)
+    return InlineConnection(connect, busy_timeout_ms)

@@ -3,8 +3,19 @@
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
+    """Answer `future` with `error`, or else `result`, unless it was answered (or cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class PollingLoop:
