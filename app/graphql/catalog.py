@@ -207,7 +207,7 @@ class CatalogQueries:
     async def project(self, info: Info, id: strawberry.ID) -> Project | None:
         info.context.require_principal()
         return await node_by_id(
-            info.context.loaders.project_by_id, row_id_of(id, "Project"), Project.from_row
+            info, info.context.loaders.project_by_id, row_id_of(id, "Project"), Project.from_row
         )
 
     bundles = connection_field(

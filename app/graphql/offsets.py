@@ -360,7 +360,7 @@ class OffsetQueries:
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         info.context.require_principal()
         return await node_by_id(
-            info.context.loaders.order_by_id, row_id_of(id, "Order"), Order.from_row
+            info, info.context.loaders.order_by_id, row_id_of(id, "Order"), Order.from_row
         )
 
     @strawberry.field(description="The order created with this idempotency key, or null.")

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import strawberry
+from graphql import FieldNode
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
 from strawberry.types.base import get_object_definition
@@ -16,6 +17,7 @@ from app.db import plain_rows
 from app.errors import InvalidInput
 from app.graphql.context import Info
 from app.graphql.dataloaders import DataLoaders
+from app.graphql.dataloaders.batched import RowsByIdLoader
 from app.graphql.plans import plannable, plannable_root, plannable_type_name
 from app.graphql.reads import RequestReads
 from app.pagination import Page, PageRequest, paginate
@@ -60,11 +62,26 @@ def map_optional(to_type: Callable[[Row], T], row: Row | None) -> T | None:
     return to_type(row) if row is not None else None
 
 
+def alone_at_root(info: Info) -> bool:
+    """Whether the field is its operation's only root selection: no sibling can join a batch
+    it starts."""
+    selections = info.operation.selection_set.selections
+    return info.path.prev is None and len(selections) == 1 and isinstance(selections[0], FieldNode)
+
+
 async def node_by_id(
-    loader: Any, row_id: uuid.UUID | None, to_node: Callable[[Any], NodeT]
+    info: Info,
+    loader: RowsByIdLoader[Any],
+    row_id: uuid.UUID | None,
+    to_node: Callable[[Any], NodeT],
 ) -> NodeT | None:
-    """One row through a scoped by-id loader as its node, or None (no such id, or not ours)."""
-    return map_optional(to_node, await loader.load(row_id) if row_id is not None else None)
+    """One row through a scoped by-id loader as its node, or None (no such id, or not ours).
+    The only field of an operation reads at once, with nothing to batch with."""
+    if row_id is None:
+        return None
+    if alone_at_root(info):
+        return map_optional(to_node, await loader.load_alone(row_id))
+    return map_optional(to_node, await loader.load(row_id))
 
 
 async def nodes_by_id(

@@ -263,6 +263,7 @@ class CustomerOrderQueries:
     async def customer_order(self, info: Info, id: strawberry.ID) -> CustomerOrder | None:
         info.context.require_principal()
         return await node_by_id(
+            info,
             info.context.loaders.customer_order_by_id,
             row_id_of(id, "CustomerOrder"),
             CustomerOrder.from_row,

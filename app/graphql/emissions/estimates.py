@@ -177,7 +177,7 @@ class EstimateQueries:
     async def estimate(self, info: Info, id: strawberry.ID) -> Estimate | None:
         info.context.require_principal()
         return await node_by_id(
-            info.context.loaders.estimate_by_id, row_id_of(id, "Estimate"), Estimate.from_row
+            info, info.context.loaders.estimate_by_id, row_id_of(id, "Estimate"), Estimate.from_row
         )
 
 
