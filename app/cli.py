@@ -150,6 +150,8 @@ def serve(
         http=PROTOCOL_PATH,
         # One write per loop turn and socket instead of one per frame (fan-out bursts).
         ws=WEBSOCKET_PROTOCOL_PATH,
+        # A WebSocket message may be as large as a request body, no larger (uvicorn: 16 MiB).
+        ws_max_size=settings.max_body_bytes,
         timeout_keep_alive=settings.http_keep_alive_timeout,
     )
 

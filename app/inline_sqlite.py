@@ -164,12 +164,12 @@ class InlineConnection(aiosqlite.Connection):
     within INLINE_BUDGET_SECONDS, else on a thread of the connection's own."""
 
     def __init__(self, connector: Callable[[], sqlite3.Connection], busy_timeout_ms: int) -> None:
-        self._run = _RunAtOnce(busy_timeout_ms)
+        self._run = run = _RunAtOnce(busy_timeout_ms)
 
-        def connect() -> sqlite3.Connection:
+        def connect() -> sqlite3.Connection:  # over `run`, not `self`: no cycle through it
             connection = connector()
-            connection.set_progress_handler(self._run.over_budget, _PROGRESS_STEPS)
-            self._run.connection = connection
+            connection.set_progress_handler(run.over_budget, _PROGRESS_STEPS)
+            run.connection = connection
             return connection
 
         super().__init__(connect, iter_chunk_size=64)

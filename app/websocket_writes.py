@@ -43,6 +43,9 @@ SEND_TEXTS_NOW = "carbon_gateway.websocket.send_texts_now"
 # Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
 # of 200 events for 20 subscriptions.
 SOCKET_BUFFER_LIMIT = 1 << 20
+# A close frame queued behind bytes the peer does not read: after this long, the connection is
+# dropped without it.
+UNREAD_CLOSE_GRACE_SECONDS = 5.0
 
 
 class CoalescingTransport:
@@ -102,6 +105,38 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
         if scope is not None:
             scope["extensions"][SEND_TEXTS_NOW] = self
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all: for a peer that reads nothing, whose
+        close frame would wait forever behind them (a transport closes once it has drained)."""
+        self.transport.abort()
+
+    def keepalive_timeout(self) -> None:
+        # uvicorn answers an unanswered ping with a 1011 close, which leaves only once the
+        # peer has read what is queued before it; a peer that reads nothing is dropped.
+        super().keepalive_timeout()
+        self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
+
+    def _abort_unless_gone(self) -> None:
+        if not self.disconnected:
+            self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # A frame websockets refused (e.g. a close code no peer may send) is kept with its
+        # traceback, whose frames hold the parser: a cycle until a full collection.
+        self.conn.parser_exc = None
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            # The scope's reference to this protocol is a cycle (protocol -> scope -> protocol)
+            # holding the connection's objects until a full garbage collection; the
+            # application is done with the scope now.
+            scope = getattr(self, "scope", None)
+            if scope is not None:
+                scope["extensions"].pop(SEND_TEXTS_NOW, None)
 
     def send_texts_now(self, messages: Sequence[bytes]) -> bool:
         """Write each of `messages` (UTF-8) as a text frame now, all in one buffer; False,

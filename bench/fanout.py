@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 import orjson
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from sqlmodel import col, select
 
 from app.db import Database
@@ -160,7 +160,8 @@ class GraphQLSocket(WSListener):
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.send_close()
+            # 1000, as browsers close; picows's default is 1005, a code no peer may send.
+            self.transport.send_close(WSCloseCode.OK)
             self.transport.disconnect()
 
 

@@ -9,6 +9,7 @@ poll. A ring is only ever a hint to look now.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -100,7 +101,9 @@ class RedisBroker:
     def listen(self, listener: Listener) -> None:
         self._local.listen(listener)
         if self._task is None:
-            self._task = asyncio.create_task(self._subscribe())
+            # Not in the context of the request that happened to listen first: its logs
+            # would carry that request's id.
+            self._task = asyncio.create_task(self._subscribe(), context=contextvars.Context())
 
     async def _subscribe(self) -> None:
         while True:

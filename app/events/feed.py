@@ -90,6 +90,9 @@ class DirectSocket(Protocol):
         """Send each message as a text frame, all in one write; False, sending nothing, when
         the client has no room."""
 
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all."""
+
 
 class DirectSink(Protocol):
     """A subscriber's way straight to its client, used while it keeps up."""

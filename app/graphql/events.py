@@ -93,6 +93,11 @@ class EventSubscriptions:
         if wanted is not None and await info.context.loaders.order_by_id.load(wanted) is None:
             raise NotFound("No order with this id for this key.", "orderId")
         if after_sequence is not None:
+            if after_sequence < 0:
+                raise InvalidInput(
+                    "afterSequence must be 0 (every event) or the sequence of an event.",
+                    "afterSequence",
+                )
             async with info.context.db.session() as session:
                 latest = await events.latest_sequence(session)
             if after_sequence > latest:
@@ -198,6 +203,10 @@ LIVE_FRAMES: contextvars.ContextVar["LiveFrames | None"] = contextvars.ContextVa
 )
 
 
+def _never() -> bool:
+    return False
+
+
 class LiveFrames:
     """One subscription's socket as the feed's direct sink (app/events/feed.py `DirectSink`):
     ready once its first event went out the ordinary way, which gave its executor (to render
@@ -226,6 +235,11 @@ class LiveFrames:
         """The subscription's own executor (from its first event), to render later ones."""
         self.executor = executor
         self.group = executor._sharing_key()
+
+    def release(self) -> None:
+        """Their subscription is over: drop what leads back to it (see `end_live_frames`)."""
+        self._is_current = _never
+        self.executor = None
 
     def note_payload(self, payload: Mapping[str, Any]) -> None:
         """The payload of a frame sent the ordinary way: the first one gives the suffix."""

@@ -446,11 +446,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             {key.lower(): value for key, value in params.items() if isinstance(value, str)}
         )
         plain_key = plain_key or api_key_from_headers(headers)
-        subaccount = params.get("subaccountId") or headers.get("x-subaccount-id")
+        subaccount = params.get("subaccountId")
+        if subaccount is None:
+            subaccount = headers.get("x-subaccount-id")
+        elif not isinstance(subaccount, str):  # not to be read as "no subaccount": the parent
+            raise ConnectionRejectionError(
+                {
+                    "message": "subaccountId must be a string: the subaccount's id.",
+                    "extensions": {"code": ErrorCode.FORBIDDEN.value},
+                }
+            )
         try:
             principal = await self.principal_for(
                 plain_key if isinstance(plain_key, str) else None,
-                subaccount if isinstance(subaccount, str) else None,
+                subaccount or None,
             )
         except accounts.NotAuthenticated as error:
             raise ConnectionRejectionError(

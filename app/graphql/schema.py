@@ -1,12 +1,16 @@
 """Schema assembly: each domain module contributes its queries and mutations."""
 
+import asyncio
 import functools
 import inspect
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType, GraphQLResolveInfo
+from graphql.pyutils.gather_with_cancel import gather_with_cancel
+from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -99,7 +103,37 @@ Mutation = merge_types(
 class GatewayExecution(PlannedExecution, SharedEventExecution, Executor):
     """graphql-core's execution, answering planned queries from their plan (PlannedExecution),
     sharing one event's result among identical subscriptions
-    (SharedEventExecution) and hiding suggestions when introspection is off (Executor)."""
+    (SharedEventExecution) and hiding suggestions when introspection is off (Executor).
+
+    Its resolvers' async helpers hold no reference back to it: graphql-core binds them to the
+    executor (`info.async_helpers`, 3.3), a cycle that kept every execution — its context, and
+    through it a subscription's socket — alive until a full garbage collection. `gather` needs
+    no executor; `track` reaches it through a weak reference, and graphql-core's own per-event
+    copies share the original's helpers as before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        executor = weakref.ref(self)
+
+        def track(values: Sequence[Any]) -> None:
+            alive = executor()
+            if alive is not None:
+                alive.track_async_work(values)
+            else:  # the operation is over; its stragglers still settle, their errors seen
+                for value in values:
+                    if inspect.isawaitable(value):
+                        asyncio.ensure_future(value).add_done_callback(_observe)
+
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=_gather, track=track)
+
+
+def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+    return gather_with_cancel(*values)  # as graphql-core's Executor.gather_async_work
+
+
+def _observe(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _NoStreamResultHooks:

@@ -50,7 +50,7 @@ from app.graphql.context import Context
 from app.graphql.events import LIVE_FRAMES, LiveFrames
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
-from app.websocket_writes import SEND_TEXTS_NOW
+from app.websocket_writes import SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 CLOSE_INVALID_MESSAGE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_PONG_TIMEOUT = 4408
+CLOSE_INIT_TIMEOUT = 4408  # as graphql-transport-ws closes an uninitialised socket
 CLOSE_TOO_MANY_INITIALISATIONS = 4429
 
 _OPTIONAL_OBJECT = (dict, type(None))
@@ -190,6 +191,10 @@ class SocketHost(Protocol):
     open_sockets: OpenSockets
 
 
+async def _nothing_to_stop() -> None:
+    pass
+
+
 class _Guard:
     """What both protocols' handlers share: registration with OpenSockets once authenticated,
     the access check before each new operation, and a close that stops all sending first."""
@@ -221,6 +226,15 @@ class _Guard:
             LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.direct_socket, is_current))
 
     @staticmethod
+    def end_live_frames() -> None:
+        """The operation of this task is over: its frames let go of it. The task's context holds
+        them, and they hold the operation (which holds the task) and its executor: a cycle
+        that would keep the subscription's objects until a full garbage collection."""
+        if (frames := LIVE_FRAMES.get()) is not None:
+            frames.release()
+            LIVE_FRAMES.set(None)
+
+    @staticmethod
     def note_sent(message: Mapping[str, Any], data_type: str) -> None:
         """A result frame about to go out the ordinary way, for the frames of its task."""
         if message.get("type") == data_type and (frames := LIVE_FRAMES.get()) is not None:
@@ -234,6 +248,13 @@ class _Guard:
     def unregister(self, socket: GuardedSocket) -> None:
         if self.key_id is not None:
             self.host.open_sockets.discard(self.key_id, socket)
+
+    def release(self) -> None:
+        """The handler is done: drop the guard's reference back to it. Handler, guard and bound
+        method otherwise form a cycle that holds a closed socket's objects (its context, its
+        WebSocket, the server's protocol) until a full garbage collection, which 5,000 closed
+        sockets make a pause of a second or more; without it they are freed at once."""
+        self.stop_operations = _nothing_to_stop
 
     async def refusal(self) -> StreamRefusal | None:
         if self.key_id is None:
@@ -265,9 +286,16 @@ class _Guard:
         self.closed = True
         # Stop the operations first, so that no event is sent after the decision to close.
         await self.stop_operations()
-        # The peer may be gone already; closing a closed socket is not an error here.
+        # The peer may be gone already; closing a closed socket is not an error here. One that
+        # reads nothing would keep the close frame (and this task) waiting: it is dropped.
         with suppress(RuntimeError, WebSocketDisconnect, WebSocketDisconnected):
-            await self.websocket.close(code=code, reason=reason)
+            try:
+                await asyncio.wait_for(
+                    self.websocket.close(code=code, reason=reason), UNREAD_CLOSE_GRACE_SECONDS
+                )
+            except TimeoutError:
+                if self.direct_socket is not None:
+                    self.direct_socket.abort()
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -291,6 +319,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             pass
         finally:
             await self.shutdown()
+            self.guard.release()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -306,14 +335,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await asyncio.sleep(settings.ws_ping_interval_seconds)
             self._pong.clear()
             try:
-                await self.send_message({"type": "ping"})
+                # One deadline for the ping and its pong: a peer that reads nothing never lets
+                # the ping out of a full buffer, and is as silent as one that does not answer.
+                await asyncio.wait_for(self._ping(), settings.ws_pong_timeout_seconds)
             except (WebSocketDisconnected, RuntimeError):
                 return  # the socket is closing or gone: the receive loop ends it
-            try:
-                await asyncio.wait_for(self._pong.wait(), settings.ws_pong_timeout_seconds)
             except TimeoutError:
                 await self.close_socket(CLOSE_PONG_TIMEOUT, "Pong timeout")
                 return
+
+    async def _ping(self) -> None:
+        await self.send_message({"type": "ping"})
+        await self._pong.wait()
 
     async def handle_pong(self, message: PongMessage) -> None:
         self._pong.set()
@@ -339,11 +372,16 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             "next",
             lambda: not guard.closed and operations.get(operation.id) is operation,
         )
-        await super().run_operation(operation)
+        try:
+            await super().run_operation(operation)
+        finally:
+            guard.end_live_frames()
 
     async def handle_task_exception(self, error: Exception) -> None:
         # A client that goes away mid-send is not an error of ours.
-        if isinstance(error, WebSocketDisconnected):
+        # Strawberry's exception for the first send that finds the peer gone, Starlette's
+        # (SendAfterClose) for the sends of the socket's other operations after it.
+        if isinstance(error, (WebSocketDisconnected, SendAfterClose)):
             log.info("websocket closed by the client during an operation")
             return
         await super().handle_task_exception(error)
@@ -382,17 +420,30 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         self.guard = _Guard(cast(SocketHost, self.view), self.context, self.websocket, self.cleanup)
 
     async def handle(self) -> None:
+        # Strawberry arms no connection_init deadline on this protocol; graphql-transport-ws
+        # closes with 4408 after it, and so does this handler: no socket stays unauthenticated.
+        deadline = asyncio.create_task(self._close_unless_initialised())
         try:
             await self.guard.receive_messages("start", self.handle_message)
         except WebSocketDisconnected:
             pass
         finally:
+            deadline.cancel()
+            with suppress(asyncio.CancelledError):
+                await deadline
             self.guard.unregister(self)
             if self.keep_alive_task:
                 self.keep_alive_task.cancel()
                 with suppress(BaseException):
                     await self.keep_alive_task
             await self.cleanup()
+            self.guard.release()
+
+    async def _close_unless_initialised(self) -> None:
+        view = cast(Any, self.view)
+        await asyncio.sleep(view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            await self.close_socket(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
 
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
         if self.connection_acknowledged:
@@ -472,6 +523,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+            guard.end_live_frames()
 
     async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
         if not self.guard.closed:

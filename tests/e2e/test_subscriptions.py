@@ -192,15 +192,19 @@ async def test_subscribing_to_an_order_the_key_cannot_see_is_an_error(
         assert first_error(message)["extensions"] == {"code": "NOT_FOUND", "field": "orderId"}
 
 
-async def test_resuming_after_a_sequence_that_does_not_exist_yet_is_an_error(
-    server: RunningServer,
+@pytest.mark.parametrize(
+    ("after", "says"),
+    [(10**9, "beyond the newest event"), (-1, "must be 0 (every event) or the sequence")],
+)
+async def test_resuming_after_a_sequence_that_cannot_exist_is_an_error(
+    server: RunningServer, after: int, says: str
 ) -> None:
     socket = await open_transport_ws(server, server.demo_key("test", "standard"))
     try:
-        await subscribe(socket, after=10**9)
+        await subscribe(socket, after=after)
         message = await receive(socket)
     finally:
         await socket.close()
     error = first_error(message)
     assert error["extensions"] == {"code": "INVALID_INPUT", "field": "afterSequence"}
-    assert "beyond the newest event" in error["message"]
+    assert says in error["message"]

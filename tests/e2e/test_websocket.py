@@ -222,27 +222,67 @@ async def test_a_query_and_a_mutation_over_either_protocol_get_one_result_then_c
     assert '"level": "ERROR"' not in log
 
 
-async def test_legacy_clients_that_drop_their_socket_mid_send_leave_no_error_in_the_log(
-    sqlite_server: RunningServer,
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_clients_that_drop_their_socket_mid_send_leave_no_error_in_the_log(
+    sqlite_server: RunningServer, protocol: str
 ) -> None:
-    """Operations still sending when their client vanishes: each send after the close raised
-    out of its task, logged at ERROR as "Task exception was never retrieved" (found by the
-    adversarial review: 28 in this loop)."""
+    """Operations still sending when their client vanishes: on the legacy protocol each send
+    after the close raised out of its task, logged at ERROR as "Task exception was never
+    retrieved" (28 in this loop); on graphql-transport-ws the socket's other operations logged
+    "Exception in worker task" (Starlette's WebSocketDisconnected: 28 in 5 rounds). Both found
+    by adversarial reviews."""
     key = sqlite_server.demo_key("test", "standard")
+    kind = PROTOCOLS[protocol]
     for round_ in range(30):
-        socket = await open_socket(sqlite_server, "graphql-ws", key)
+        socket = await open_socket(sqlite_server, protocol, key)
         for number in range(20):
             payload = {"query": "{ viewer { mode } }"}
-            await socket.send(json.dumps({"id": f"q{number}", "type": "start", "payload": payload}))
-        await socket.send(
-            json.dumps({"id": "s", "type": "start", "payload": {"query": SUBSCRIPTION}})
-        )
+            await socket.send(json.dumps({"id": f"q{number}", "type": kind, "payload": payload}))
+        replay = {"query": SUBSCRIPTION, "variables": {"after": 0}}
+        await socket.send(json.dumps({"id": "s", "type": kind, "payload": replay}))
         await asyncio.sleep(0.001 * round_)
         socket.transport.abort()  # type: ignore[attr-defined]
     await asyncio.sleep(1)
     log = sqlite_server.output()
     assert "never retrieved" not in log
+    assert "Exception in worker task" not in log
     assert '"level": "ERROR"' not in log
+
+
+async def test_a_legacy_socket_that_never_initialises_is_closed_with_4408(
+    sqlite_server: RunningServer,
+) -> None:
+    """As graphql-transport-ws does, 10 s after the handshake: no socket stays open without a
+    key (found by the adversarial review: the legacy protocol had no deadline)."""
+    socket = await open_socket(sqlite_server, "graphql-ws")
+    began = time.monotonic()
+    assert await frames_until_close(socket, within=20) == []
+    assert socket.close_code == 4408
+    assert socket.close_reason == "Connection initialisation timeout"
+    assert 9.5 < time.monotonic() - began < 15
+
+
+@pytest.mark.parametrize("subaccount", [5, True, ["x"], {"id": "x"}])
+async def test_a_subaccount_id_that_is_not_a_string_is_refused(
+    sqlite_server: RunningServer, subaccount: object
+) -> None:
+    """Not read as "no subaccount", which would act as the parent account."""
+    socket = await open_socket(sqlite_server, "graphql-transport-ws")
+    key = sqlite_server.demo_key("test", "standard")
+    init = {"type": "connection_init", "payload": {"apiKey": key, "subaccountId": subaccount}}
+    await socket.send(json.dumps(init))
+    assert await frames_until_close(socket) == []
+    assert (socket.close_code, socket.close_reason) == (4403, "Forbidden")
+
+
+async def test_a_message_larger_than_a_request_body_may_be_is_refused_with_1009(
+    sqlite_server: RunningServer,
+) -> None:
+    """CG_MAX_BODY_BYTES (4 MiB) bounds WebSocket messages too, not uvicorn's 16 MiB."""
+    socket = await open_socket(sqlite_server, "graphql-transport-ws")
+    await socket.send("x" * (4 * 1024 * 1024 + 1))
+    await frames_until_close(socket)
+    assert socket.close_code == 1009
 
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))

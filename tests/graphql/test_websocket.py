@@ -2,11 +2,16 @@
 accounts, whatever the number of sockets. (The handlers are tested over real sockets in
 tests/e2e/test_websocket.py.)"""
 
+import asyncio
+from types import SimpleNamespace
+from typing import Any, cast
+
 import pytest
 
 from app.accounts import service as accounts
 from app.accounts.models import AccountStatus
 from app.db import Database
+from app.graphql import websocket
 from app.graphql.websocket import CLOSE_FORBIDDEN, OpenSockets, message_problem
 from tests.conftest import counting_statements, make_account, make_key
 
@@ -92,3 +97,40 @@ def test_malformed_messages_are_named(message: object) -> None:
 )
 def test_well_formed_messages_pass(message: object) -> None:
     assert message_problem(message, "subscribe") is None
+
+
+class UnreadSocket:
+    """A peer that reads nothing: the close frame never leaves, so `close` never returns."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+    async def close(self, code: int, reason: str) -> None:
+        await asyncio.Event().wait()
+
+    def send_texts_now(self, messages: object) -> bool:
+        return False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_a_close_that_cannot_leave_drops_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the adversarial review: a client that stopped reading for good kept its socket
+    (and ~1 MiB of queued frames) open, the 4408 close stuck behind the frames."""
+    monkeypatch.setattr(websocket, "UNREAD_CLOSE_GRACE_SECONDS", 0.05)
+    peer = UnreadSocket()
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    guard = websocket._Guard(
+        cast(Any, None), cast(Any, SimpleNamespace(request=None)), cast(Any, peer), stop
+    )
+    guard.direct_socket = peer
+    await asyncio.wait_for(guard.close(websocket.CLOSE_PONG_TIMEOUT, "Pong timeout"), 2)
+    assert stopped == [True]
+    assert peer.aborted
