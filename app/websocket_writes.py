@@ -114,8 +114,10 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     def keepalive_timeout(self) -> None:
         # uvicorn answers an unanswered ping with a 1011 close, which leaves only once the
         # peer has read what is queued before it; a peer that reads nothing is dropped.
+        closing = self.close_sent or self.transport.is_closing()  # uvicorn does nothing then
         super().keepalive_timeout()
-        self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
+        if not closing:
+            self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
 
     def _abort_unless_gone(self) -> None:
         if not self.disconnected:

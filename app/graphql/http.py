@@ -447,7 +447,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         )
         plain_key = plain_key or api_key_from_headers(headers)
         subaccount = params.get("subaccountId")
-        if subaccount is None:
+        if subaccount is None or subaccount == "":  # absent: the handshake's header may say
             subaccount = headers.get("x-subaccount-id")
         elif not isinstance(subaccount, str):  # not to be read as "no subaccount": the parent
             raise ConnectionRejectionError(

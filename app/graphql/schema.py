@@ -126,7 +126,9 @@ class GatewayExecution(PlannedExecution, SharedEventExecution, Executor):
             else:  # the operation is over; its stragglers still settle, their errors seen
                 for value in values:
                     if inspect.isawaitable(value):
-                        asyncio.ensure_future(value).add_done_callback(_observe)
+                        straggler = asyncio.ensure_future(value)
+                        _STRAGGLERS.add(straggler)  # the loop keeps only a weak reference
+                        straggler.add_done_callback(_observe)
 
         self.async_helpers = GraphQLResolveInfoHelpers(gather=_gather, track=track)
 
@@ -135,7 +137,11 @@ def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
     return gather_with_cancel(*values)  # as graphql-core's Executor.gather_async_work
 
 
+_STRAGGLERS: "set[asyncio.Future[Any]]" = set()
+
+
 def _observe(future: "asyncio.Future[Any]") -> None:
+    _STRAGGLERS.discard(future)
     if not future.cancelled():
         future.exception()
 

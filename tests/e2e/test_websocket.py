@@ -275,6 +275,36 @@ async def test_a_subaccount_id_that_is_not_a_string_is_refused(
     assert (socket.close_code, socket.close_reason) == (4403, "Forbidden")
 
 
+async def test_an_empty_subaccount_id_leaves_the_handshakes_header_in_force(
+    sqlite_server: RunningServer,
+) -> None:
+    admin = sqlite_server.demo_key("test", "admin")
+    created = await graphql(
+        sqlite_server,
+        admin,
+        "mutation($name: String!) { createSubaccount(input: {name: $name}) { subaccount { id } } }",
+        name="Header scoped",
+    )
+    subaccount = created["createSubaccount"]["subaccount"]["id"]
+    socket = await connect(
+        ws_url(sqlite_server),
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        additional_headers={"X-Subaccount-Id": subaccount},
+    )
+    try:
+        init = {"type": "connection_init", "payload": {"apiKey": admin, "subaccountId": ""}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))["type"] == (
+            "connection_ack"
+        )
+        query = {"query": "{ viewer { subaccount { id } } }"}
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": query}))
+        answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+        assert answer["payload"]["data"]["viewer"]["subaccount"] == {"id": subaccount}
+    finally:
+        await socket.close()
+
+
 async def test_a_message_larger_than_a_request_body_may_be_is_refused_with_1009(
     sqlite_server: RunningServer,
 ) -> None:
