@@ -43,8 +43,8 @@ SEND_TEXTS_NOW = "carbon_gateway.websocket.send_texts_now"
 # Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
 # of 200 events for 20 subscriptions.
 SOCKET_BUFFER_LIMIT = 1 << 20
-# A close frame queued behind bytes the peer does not read: after this long, the connection is
-# dropped without it.
+# A peer that has not answered the server's close (or whose close frame cannot leave, queued
+# behind bytes it does not read) this long after it was sent or due is dropped.
 UNREAD_CLOSE_GRACE_SECONDS = 5.0
 
 
@@ -117,6 +117,16 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         closing = self.close_sent or self.transport.is_closing()  # uvicorn does nothing then
         super().keepalive_timeout()
         if not closing:
+            self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
+
+    async def send(self, message: Any) -> None:
+        closing = message["type"] == "websocket.close" and not self.close_sent
+        await super().send(message)
+        if closing and self.close_sent:
+            # uvicorn waits `close_timeout` (10 s) for the peer's answer, then closes the
+            # transport, which waits for the unread bytes before the close frame to drain: a
+            # peer that reads nothing would hold the connection for ever. One that has not
+            # answered within the grace is dropped.
             self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
 
     def _abort_unless_gone(self) -> None:

@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket as socket_module
 import subprocess
 import sys
 import time
@@ -389,6 +390,77 @@ async def test_a_peer_that_does_not_answer_pings_is_closed_with_4408(
     assert socket.close_code == 4408
     assert socket.close_reason == "Pong timeout"
     assert time.monotonic() - began < 3
+
+
+async def test_a_peer_that_reads_nothing_is_dropped_even_when_its_close_cannot_leave(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Found by the adversarial review: with megabytes queued for a client that had stopped
+    reading, the ping waited for room that never came, so no pong deadline ran and the socket
+    stayed open for ever. Now the ping and its pong share one deadline, and a close frame that
+    cannot leave is given 5 s: the client, reading at last, finds the connection dropped
+    without a close frame (1006)."""
+    with sqlite_server_for_module(
+        sqlite_template,
+        tmp_path,
+        CG_WS_PING_INTERVAL_SECONDS="5",  # time for the replay to fill every buffer first
+        CG_WS_PONG_TIMEOUT_SECONDS="1",
+    ) as server:
+        key = server.demo_key("test", "standard")
+        for _ in range(150):  # 300 events to replay
+            await create_order(server, key, "1")
+        port = int(server.base_url.rsplit(":", 1)[1])
+        raw = socket_module.socket()
+        raw.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", port))
+        raw.setblocking(False)
+        client = await connect(
+            ws_url(server),
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            sock=raw,
+            max_queue=1,  # unread messages stop the client reading from the socket
+            max_size=None,
+            ping_interval=None,
+        )
+        init = {"type": "connection_init", "payload": {"apiKey": key}}
+        await client.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(client.recv(), TIMEOUT))["type"] == (
+            "connection_ack"
+        )
+        # Twenty replays of every event, ~2 KB a frame with its aliases: ~12 MB, more than
+        # the socket buffers hold.
+        fields = " ".join(
+            f"o{n}: order {{ id state createdAt mass {{ amount unit }} }}" for n in range(8)
+        )
+        document = (
+            f"subscription {{ orderStatusChanged(afterSequence: 0) {{ sequence {fields} }} }}"
+        )
+        for number in range(20):
+            message = {"id": str(number), "type": "subscribe", "payload": {"query": document}}
+            await client.send(json.dumps(message))
+        client_port = raw.getsockname()[1]
+        assert server_side_state(port, client_port) == "ESTABLISHED"
+        # Ping at 5 s, no pong by 6 s: the 4408 close is queued behind the unread frames;
+        # 5 s later the server drops the connection (before: it stayed ESTABLISHED).
+        await asyncio.sleep(14)
+        assert server_side_state(port, client_port) != "ESTABLISHED"
+        await frames_until_close(client, within=60)  # the client, reading at last, is told
+        assert client.close_code in (4408, 1006)  # 1006: the close frame never left
+        assert '"level": "ERROR"' not in server.output()
+
+
+TCP_STATES = {"01": "ESTABLISHED", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "07": "CLOSE"}
+
+
+def server_side_state(server_port: int, client_port: int) -> str:
+    """The kernel's state of the server's end of a loopback connection (/proc/net/tcp); GONE
+    once the kernel has forgotten it."""
+    wanted = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (fields[1], fields[2]) == wanted:
+            return TCP_STATES.get(fields[3], fields[3])
+    return "GONE"
 
 
 async def test_the_legacy_protocol_gets_keep_alives_at_the_ping_interval(
