@@ -163,13 +163,22 @@ class Subscriber(Generic[Subject]):
         after: int,
         *,
         catch_up: bool,
+        connection: Hashable = None,
     ) -> None:
         self.feed = feed
         self.principal = principal
         self.order_id = order_id
+        self.connection = connection
         self.last = after
         self.behind = catch_up  # while set, live events are not queued (the outbox has them)
+        # The end of the outbox range being replayed, while a catch-up is under way: kept here,
+        # not in `deliveries()`, so that a new iteration finishes what an abandoned one began.
+        self._replay_upto: int | None = None
         self.catch_ups = 0
+        # Set once its subscription no longer runs through Strawberry's stack (the GraphQL
+        # layer's detach): leaving `subscribe()` then keeps it registered, and its owner
+        # removes it (`EventFeed.remove`) when the subscription ends.
+        self.detached = False
         # Set by the consumer once it can be written to directly; `direct` while the feed's
         # writer does so (only once caught up with an empty queue).
         self.sink: DirectSink | None = None
@@ -205,21 +214,27 @@ class Subscriber(Generic[Subject]):
         self._ready.set()
 
     async def deliveries(self) -> AsyncIterator[Delivery[Subject]]:
+        """Its deliveries, from `last` on, until it goes direct (then it waits, and resumes if
+        it falls behind). All the state is the subscriber's: an iteration closed between two
+        deliveries can be followed by a new one, which goes on exactly where it stopped."""
         while True:
+            if self._replay_upto is not None:
+                async for delivery in self.feed.replay(
+                    self.principal, self.order_id, self.last, self._replay_upto
+                ):
+                    if delivery.sequence > self.last:
+                        await self.feed.turnstile.wait()
+                        self.last = delivery.sequence
+                        yield delivery
+                self._replay_upto = None
+                continue
             if not self._queue:
                 if self.behind:
                     # Everything up to the feed's position is in the outbox; anything after
                     # it will be queued from this very moment (no await in between).
                     self.behind = False
                     self.catch_ups += 1
-                    upto = self.feed.position
-                    async for delivery in self.feed.replay(
-                        self.principal, self.order_id, self.last, upto
-                    ):
-                        if delivery.sequence > self.last:
-                            await self.feed.turnstile.wait()
-                            self.last = delivery.sequence
-                            yield delivery
+                    self._replay_upto = self.feed.position
                     continue
                 if self.sink is not None and not self.closed:
                     # Caught up, nothing queued: from the next event on, the writer writes.
@@ -255,6 +270,8 @@ class EventFeed(Generic[Subject]):
             else POLL_SECONDS_WITHOUT_DOORBELL
         )
         self.position = 0  # the last sequence handed to subscribers
+        # When it last handed out or wrote events (time.monotonic()), for app/collector.py.
+        self.last_active = 0.0
         # By scope, then by connection (dicts as ordered sets): the subscriptions of one
         # socket are offered an event one after another, so their frames share one write
         # (app/websocket_writes.py).
@@ -285,20 +302,30 @@ class EventFeed(Generic[Subject]):
             order_id,
             self.position if after is None else after,
             catch_up=after is not None,
+            connection=connection,
         )
         scoped = self._subscribers.setdefault(subscriber.scope, {})
-        connected = scoped.setdefault(connection, {})
-        connected[subscriber] = None
+        scoped.setdefault(connection, {})[subscriber] = None
         try:
             yield subscriber
         finally:
-            subscriber.closed = True
-            subscriber.direct = False
-            connected.pop(subscriber, None)
-            if not connected and scoped.get(connection) is connected:
-                del scoped[connection]
-            if not scoped and self._subscribers.get(subscriber.scope) is scoped:
-                del self._subscribers[subscriber.scope]
+            if not subscriber.detached:
+                self.remove(subscriber)
+
+    def remove(self, subscriber: Subscriber[Subject]) -> None:
+        """No more events for it (done by `subscribe()` on leaving, unless it was detached)."""
+        subscriber.closed = True
+        subscriber.direct = False
+        subscriber.sink = None
+        scoped = self._subscribers.get(subscriber.scope, {})
+        connected = scoped.get(subscriber.connection)
+        if connected is None:
+            return
+        connected.pop(subscriber, None)
+        if not connected:
+            del scoped[subscriber.connection]
+        if not scoped:
+            del self._subscribers[subscriber.scope]
 
     @property
     def subscriber_count(self) -> int:
@@ -374,6 +401,7 @@ class EventFeed(Generic[Subject]):
         last = rows[-1].sequence
         assert last is not None
         self.position = last
+        self.last_active = time.monotonic()
         return len(rows)
 
     async def _write_directly(self) -> None:
@@ -444,6 +472,7 @@ class EventFeed(Generic[Subject]):
                         messages.append(message)
                         senders.append(subscriber)
                 _send(socket, messages, senders, sequence)
+            self.last_active = time.monotonic()
 
     async def replay(
         self, principal: Principal, order_id: uuid.UUID | None, after: int, upto: int

@@ -15,7 +15,7 @@ import asyncio
 import contextvars
 import dataclasses
 import inspect
-from collections.abc import AsyncGenerator, Callable, Hashable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.errors import InvalidInput, NotFound
 from app.events import service as events
-from app.events.feed import Delivery, DirectSocket
+from app.events.feed import Delivery, DirectSocket, Subscriber
 from app.graphql.context import Info
 from app.graphql.extensions import classify, debug_enabled
 from app.graphql.offsets import Order, OrderState, order_state
@@ -107,16 +107,15 @@ class EventSubscriptions:
                 )
         # The context is the socket's: its subscriptions are offered each event together.
         connection = id(info.context)
-        frames = LIVE_FRAMES.get()
         async with background.feed.subscribe(
             principal, wanted, after_sequence, connection
         ) as subscriber:
+            if (frames := LIVE_FRAMES.get()) is not None:
+                # Once its first event is out, the socket's handler detaches it (see
+                # `continue_detached`): this generator is then closed, not the subscription.
+                frames.subscriber = subscriber
             async for delivery in subscriber.deliveries():
                 yield OrderStatusChange.of(delivery)
-                # Back here, that event was sent: the frames know how to write the next ones.
-                # Handed over once: a writer that takes them back delivers through this task.
-                if frames is not None and frames.ready:
-                    subscriber.sink, frames = frames, None
 
 
 class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
@@ -230,6 +229,7 @@ class LiveFrames:
         self._suffix: bytes | None = None
         self.executor: SharedEventExecution | None = None
         self.group: Hashable | None = None
+        self.subscriber: Subscriber[OffsetOrder] | None = None  # set by the resolver
 
     def attach(self, executor: "SharedEventExecution") -> None:
         """The subscription's own executor (from its first event), to render later ones."""
@@ -240,6 +240,14 @@ class LiveFrames:
         """Their subscription is over: drop what leads back to it (see `end_live_frames`)."""
         self._is_current = _never
         self.executor = None
+        self.subscriber = None
+
+    def detach(self, is_current: Callable[[], bool]) -> None:
+        """Its subscription goes on in a new task (`continue_detached`), current while
+        `is_current`: leaving the resolver, which the old task closes, leaves it registered."""
+        assert self.subscriber is not None
+        self.subscriber.detached = True
+        self._is_current = is_current
 
     def note_payload(self, payload: Mapping[str, Any]) -> None:
         """The payload of a frame sent the ordinary way: the first one gives the suffix."""
@@ -252,19 +260,27 @@ class LiveFrames:
     def ready(self) -> bool:
         return self._suffix is not None and self.group is not None
 
-    async def render(self, delivery: Delivery[OffsetOrder]) -> bytes | None:
-        """The payload shared by the group, without its closing brace; None when the event's
-        result is not there yet (the document reads the database per event, or another
-        subscriber's run of it is under way). The writer does not wait: it serves every
-        subscriber of the process, one event after another, and a document with nested
+    @property
+    def detachable(self) -> bool:
+        """Ready, and its subscription is one of the feed's: it can do without its stack."""
+        return self.ready and self.subscriber is not None
+
+    async def render(self, delivery: Delivery[OffsetOrder], *, wait: bool = False) -> bytes | None:
+        """The payload shared by the group, without its closing brace. Unless `wait`, None
+        when the event's result is not there yet (the document reads the database per event,
+        or another subscriber's run of it is under way): the writer does not wait, as it serves
+        every subscriber of the process, one event after another, and a document with nested
         reads, repeated under many aliases, would hold up everyone's events behind it."""
         assert self.executor is not None
         executor = self.executor.build_per_event_executor(OrderStatusChange.of(delivery))
         result = executor.execute_operation(False)
         if inspect.isawaitable(result):
-            if not (isinstance(result, asyncio.Future) and result.done()):
+            if wait:
+                result = await result
+            elif not (isinstance(result, asyncio.Future) and result.done()):
                 return None
-            result = result.result()
+            else:
+                result = result.result()
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             debug = debug_enabled(self.executor.context_value)
@@ -277,3 +293,33 @@ class LiveFrames:
             return None  # completed, or its socket is closing: nothing more goes out for it
         assert self._suffix is not None
         return b"".join((self._prefix, rendered, self._suffix))
+
+
+async def continue_detached(frames: LiveFrames, send: Callable[[bytes], Awaitable[None]]) -> None:
+    """The rest of a subscription whose first event went out through Strawberry, in a task of
+    its own (the socket's handler starts it, in place of the operation's, and cancels it on
+    complete, a revoked key or the socket's end), until it stops being current.
+
+    The task that ran the operation ends, and with it Strawberry's stack under the subscription
+    (its stream, the extensions' hooks, graphql-core's iterator, the resolver, the first
+    event's result): a live subscription holds a few dozen objects instead of ~150, and every
+    full garbage collection walks each of them (one that landed in a burst, with 1,000
+    subscriptions, was a pause of ~135 ms). Its subscriber stays registered with the feed,
+    whose writer writes its events while it keeps up; when it falls behind, this task catches
+    up from the outbox, renders each event with the subscription's own executor, waiting for
+    it, and sends it the way that waits for the socket (as Strawberry would have)."""
+    subscriber = frames.subscriber
+    assert subscriber is not None
+    assert subscriber.detached
+    try:
+        subscriber.sink = frames
+        async for delivery in subscriber.deliveries():
+            payload = await frames.render(delivery, wait=True)
+            assert payload is not None
+            message = frames.message(payload)
+            if message is None:
+                return
+            await send(message)
+    finally:
+        subscriber.feed.remove(subscriber)
+        frames.release()

@@ -12,6 +12,7 @@ from typing import Any, Protocol, cast
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -21,6 +22,7 @@ from strawberry.http.exceptions import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -47,7 +49,7 @@ from app.db import Database
 from app.errors import ErrorCode
 from app.events.feed import DirectSocket
 from app.graphql.context import Context
-from app.graphql.events import LIVE_FRAMES, LiveFrames
+from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
 from app.websocket_writes import SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
@@ -235,6 +237,38 @@ class _Guard:
             LIVE_FRAMES.set(None)
 
     @staticmethod
+    def detachable_frames() -> LiveFrames | None:
+        """The frames of this task's subscription, once it can go on without its stack; taken
+        from the task, whose end must then leave them be."""
+        frames = LIVE_FRAMES.get()
+        if frames is None or not frames.detachable:
+            return None
+        LIVE_FRAMES.set(None)
+        return frames
+
+    async def deliver_detached(self, frames: LiveFrames, operation_id: str) -> bool:
+        """Run `continue_detached` (in the subscription's new task); True when it ended with
+        an error the client has not been told of (the caller then ends the operation)."""
+        try:
+            await continue_detached(frames, self.send_text)
+        except (WebSocketDisconnected, SendAfterClose):
+            log.info("websocket closed by the client during an operation")
+        except Exception:
+            log.exception("delivering events of operation %r failed", operation_id)
+            return True
+        return False
+
+    async def send_text(self, message: bytes) -> None:
+        """Send an encoded message the way that waits for the socket (a detached subscription
+        catching up); nothing once the socket is closing."""
+        if self.closed:
+            return
+        try:
+            await cast(ASGIWebSocketAdapter, self.websocket).ws.send_text(message.decode())
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+
+    @staticmethod
     def note_sent(message: Mapping[str, Any], data_type: str) -> None:
         """A result frame about to go out the ordinary way, for the frames of its task."""
         if message.get("type") == data_type and (frames := LIVE_FRAMES.get()) is not None:
@@ -377,6 +411,44 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         finally:
             guard.end_live_frames()
 
+    async def _send_result_stream(
+        self, operation: Operation[Context, None], result_source: Any
+    ) -> None:
+        # Strawberry's loop, which this replaces, plus the detach after the first result.
+        is_first_result = True
+        async for result in result_source:
+            if is_first_result and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            if not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            await operation.send_next(result)
+            is_first_result = False
+            if (frames := self.guard.detachable_frames()) is not None:
+                self._detach(operation, frames)
+                # Strawberry's run_operation closes the stream and ends without `complete`.
+                raise _OperationStreamClosed
+
+    def _detach(self, operation: Operation[Context, None], frames: LiveFrames) -> None:
+        """The operation goes on in a new task, `operation.task`, the one `complete` cancels."""
+        guard, operations = self.guard, self.operations
+        frames.detach(lambda: not guard.closed and operations.get(operation.id) is operation)
+        operation.task = asyncio.create_task(self._run_detached(operation, frames))
+        operation.task.add_done_callback(self._task_done)
+
+    async def _run_detached(self, operation: Operation[Context, None], frames: LiveFrames) -> None:
+        if await self.guard.deliver_detached(frames, operation.id):
+            error = GraphQLError(
+                "Delivering this subscription's events failed; subscribe again to resume "
+                "with afterSequence.",
+                extensions={"code": ErrorCode.INTERNAL_ERROR.value},
+            )
+            with suppress(Exception):
+                await operation.send_operation_message(
+                    {"id": operation.id, "type": "error", "payload": [error.formatted]}
+                )
+
     async def handle_task_exception(self, error: Exception) -> None:
         # A client that goes away mid-send is not an error of ours.
         # Strawberry's exception for the first send that finds the peer gone, Starlette's
@@ -479,6 +551,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         # Runs in the operation's own task: its subscription's frames are its own.
         guard, tasks, task = self.guard, self.tasks, asyncio.current_task()
+        detached = False
         guard.live_frames(
             operation_id, "data", lambda: not guard.closed and tasks.get(operation_id) is task
         )
@@ -514,6 +587,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                     return
                 await self.send_data_message(result, operation_id)
                 first = False
+                if (frames := guard.detachable_frames()) is not None:
+                    self._detach(operation_id, frames)
+                    detached = True
+                    await result_source.aclose()  # Strawberry's stack, this task with it
+                    return
             await self.send_message(CompleteMessage(type="complete", id=operation_id))
         except (WebSocketDisconnected, SendAfterClose):
             pass  # the client went away mid-send: no one is left to tell
@@ -522,8 +600,36 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await self.send_message(CompleteMessage(type="complete", id=operation_id))
         finally:
             self.subscriptions.pop(operation_id, None)
-            self.tasks.pop(operation_id, None)
+            if not detached and tasks.get(operation_id) is task:
+                del tasks[operation_id]
             guard.end_live_frames()
+
+    def _detach(self, operation_id: str, frames: LiveFrames) -> None:
+        """The operation goes on in a new task, the one `stop` cancels."""
+        guard, tasks = self.guard, self.tasks
+        detached = asyncio.create_task(self._run_detached(operation_id, frames))
+        frames.detach(lambda: not guard.closed and tasks.get(operation_id) is detached)
+        tasks[operation_id] = detached
+
+    async def _run_detached(self, operation_id: str, frames: LiveFrames) -> None:
+        task = asyncio.current_task()
+        try:
+            if await self.guard.deliver_detached(frames, operation_id):
+                error = GraphQLError(
+                    "Delivering this subscription's events failed; start it again to resume "
+                    "with afterSequence.",
+                    extensions={"code": ErrorCode.INTERNAL_ERROR.value},
+                )
+                with suppress(WebSocketDisconnected, SendAfterClose):
+                    await self.send_message(
+                        ErrorMessage(type="error", id=operation_id, payload=error.formatted)
+                    )
+        except asyncio.CancelledError:  # `stop`, as before it was detached
+            with suppress(WebSocketDisconnected, SendAfterClose):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            if self.tasks.get(operation_id) is task:
+                del self.tasks[operation_id]
 
     async def send_message(self, message: OperationMessage | Mapping[str, Any]) -> None:
         if not self.guard.closed:
