@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from app.accounts.rate_limits import create_rate_limiter
 from app.background import Background
+from app.collector import QuietCollector
 from app.config import Settings
 from app.db import Database, DatabaseConfigError
 from app.graphql.http import GraphQLEndpoint
@@ -50,6 +51,7 @@ def create_app(
     if not ide.built:
         log.warning("no GraphiQL bundle in %s: run `make graphiql`", graphiql_bundle)
     metrics = Metrics()
+    collector = QuietCollector(on_collected=metrics.full_collections.observe)
     background = Background(db, settings, run_worker=settings.run_worker)
     rate_limiter = create_rate_limiter(
         settings.redis_url,
@@ -91,8 +93,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
-            async with background.running():
+            async with background.running(), collector.running():
                 _freeze_startup_objects()
+                collector.watch(lambda: background.feed.last_active)
                 yield
         finally:
             await rate_limiter.close()
@@ -114,7 +117,7 @@ def create_app(
             Route("/certificates/{certificate_id:str}.pdf", certificates.pdf),
             Route("/certificates/{certificate_id:str}", certificates.html),
         ],
-        middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestContextMiddleware, metrics=metrics, collector=collector)],
         lifespan=lifespan,
     )
     app.state.settings = settings

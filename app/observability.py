@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.collector import QuietCollector
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -69,6 +71,12 @@ class Metrics:
             ["method", "path"],
             registry=self.registry,
         )
+        self.full_collections = Histogram(
+            "cg_gc_full_collection_seconds",
+            "Pause of each full garbage collection, run in quiet moments (app/collector.py)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
 
     async def endpoint(self, _request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -81,9 +89,12 @@ class RequestContextMiddleware:
     the metrics' labelled children kept (prometheus_client's `labels()` takes a lock and
     builds a tuple on every call), the access-log line built only when its level is on."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, collector: QuietCollector | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.collector = collector
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
 
@@ -108,9 +119,15 @@ class RequestContextMiddleware:
                 status["close_code"] = message.get("code", 1000)
             await send(message)
 
+        # A socket is not "in flight" for the collector: it may stay open for hours.
+        collector = self.collector if scope["type"] == "http" else None
+        if collector is not None:
+            collector.request_started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if collector is not None:
+                collector.request_ended()
             elapsed = time.perf_counter() - started
             path = _metric_path(scope)
             if scope["type"] == "http":

@@ -1,0 +1,136 @@
+"""Full garbage collections run in the process's quiet moments (app/collector.py): never
+automatically, at once when quiet after the minimum interval, and at the maximum interval
+whatever the load. Real collections, counted through `gc.callbacks`."""
+
+import asyncio
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from app.collector import OUT_OF_REACH, QuietCollector
+from app.observability import Metrics, RequestContextMiddleware
+
+
+@pytest.fixture
+def full_collections() -> Iterator[list[float]]:
+    """The times of the full collections that start while the test runs."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            started.append(time.monotonic())
+
+    gc.callbacks.append(callback)
+    try:
+        yield started
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def fast(**overrides: float) -> QuietCollector:
+    intervals = {
+        "quiet_seconds": 0.05,
+        "min_interval_seconds": 0.1,
+        "max_interval_seconds": 0.6,
+        "check_seconds": 0.01,
+    }
+    return QuietCollector(**(intervals | overrides))
+
+
+async def test_no_automatic_full_collection_while_running(full_collections: list[float]) -> None:
+    """Long-lived objects promoted by the hundred thousand: CPython would have run several full
+    passes; with the collector's own check far off, none runs."""
+    found = gc.get_threshold()
+    collector = QuietCollector(check_seconds=3600)
+    async with collector.running():
+        assert gc.get_threshold() == (found[0], found[1], OUT_OF_REACH)
+        kept = []
+        for _ in range(300_000):
+            kept.append([])  # tracked, and alive: each young collection promotes them
+        gc.collect(1)
+        assert full_collections == []
+    assert gc.get_threshold() == found
+    del kept
+
+
+async def test_thresholds_come_back_when_the_last_of_several_collectors_stops() -> None:
+    found = gc.get_threshold()
+    first, second = QuietCollector(check_seconds=3600), QuietCollector(check_seconds=3600)
+    async with first.running():
+        async with second.running():
+            assert gc.get_threshold()[2] == OUT_OF_REACH
+        assert gc.get_threshold()[2] == OUT_OF_REACH  # the first still runs
+    assert gc.get_threshold() == found
+
+
+async def test_a_quiet_process_is_collected_once_the_minimum_interval_has_passed(
+    full_collections: list[float],
+) -> None:
+    collector = fast()
+    started = time.monotonic()
+    async with collector.running():
+        await asyncio.sleep(0.3)
+    assert collector.collections >= 1
+    assert full_collections
+    assert full_collections[0] - started >= collector.min_interval_seconds
+
+
+async def test_a_busy_process_is_collected_only_at_the_maximum_interval(
+    full_collections: list[float],
+) -> None:
+    collector = fast()
+    started = time.monotonic()
+    async with collector.running():
+        collector.request_started()  # an HTTP request in flight throughout
+        await asyncio.sleep(0.4)
+        assert collector.collections == 0
+        assert full_collections == []
+        await asyncio.sleep(0.4)
+        assert collector.collections == 1
+        collector.request_ended()
+    assert full_collections[0] - started >= collector.max_interval_seconds
+
+
+async def test_events_handed_out_keep_the_process_busy() -> None:
+    """The event feed's activity (its `last_active`) counts as much as a request in flight."""
+    collector = fast()
+    collector.watch(time.monotonic)  # always just active
+    async with collector.running():
+        await asyncio.sleep(0.4)
+        assert collector.collections == 0
+
+
+async def test_each_pause_is_reported() -> None:
+    pauses: list[float] = []
+    collector = fast(on_collected=pauses.append)  # type: ignore[arg-type]
+    async with collector.running():
+        await asyncio.sleep(0.3)
+    assert len(pauses) == collector.collections >= 1
+    assert all(pause > 0 for pause in pauses)
+
+
+async def test_http_requests_count_as_in_flight_and_sockets_do_not() -> None:
+    collector = QuietCollector()
+    seen: list[tuple[str, int]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["type"], collector.in_flight))
+
+    middleware = RequestContextMiddleware(app, Metrics(), collector)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    http = {"type": "http", "method": "GET", "path": "/healthz", "headers": []}
+    await middleware(http, receive, send)
+    await middleware({"type": "websocket", "path": "/graphql", "headers": []}, receive, send)
+    assert seen == [("http", 1), ("websocket", 0)]
+    assert collector.in_flight == 0
+    assert collector.quiet(time.monotonic()) is False  # the request has just ended
