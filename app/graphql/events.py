@@ -202,22 +202,14 @@ LIVE_FRAMES: contextvars.ContextVar["LiveFrames | None"] = contextvars.ContextVa
 )
 
 
-def _never() -> bool:
-    return False
-
-
 class LiveFrames:
     """One subscription's socket as the feed's direct sink (app/events/feed.py `DirectSink`):
     ready once its first event went out the ordinary way, which gave its executor (to render
-    events for its group) and its payload's own `extensions`."""
+    events for its group) and its payload's own `extensions`. Its socket's handler `stop()`s
+    it the moment the operation ends (complete, stop, the socket closing), so no check runs
+    per frame."""
 
-    def __init__(
-        self,
-        operation_id: str,
-        message_type: str,
-        socket: DirectSocket,
-        is_current: Callable[[], bool],
-    ) -> None:
+    def __init__(self, operation_id: str, message_type: str, socket: DirectSocket) -> None:
         self._prefix = (
             b"".join(
                 (b'{"id":', orjson.dumps(operation_id), b',"type":', orjson.dumps(message_type))
@@ -225,7 +217,6 @@ class LiveFrames:
             + b',"payload":'
         )
         self.socket = socket
-        self._is_current = is_current
         self._suffix: bytes | None = None
         self.executor: SharedEventExecution | None = None
         self.group: Hashable | None = None
@@ -238,16 +229,20 @@ class LiveFrames:
 
     def release(self) -> None:
         """Their subscription is over: drop what leads back to it (see `end_live_frames`)."""
-        self._is_current = _never
         self.executor = None
         self.subscriber = None
 
-    def detach(self, is_current: Callable[[], bool]) -> None:
-        """Its subscription goes on in a new task (`continue_detached`), current while
-        `is_current`: leaving the resolver, which the old task closes, leaves it registered."""
+    def detach(self) -> None:
+        """Its subscription goes on in a new task (`continue_detached`): leaving the resolver,
+        which the old task closes, leaves it registered."""
         assert self.subscriber is not None
         self.subscriber.detached = True
-        self._is_current = is_current
+
+    def stop(self) -> None:
+        """Its operation is over: from this moment the feed writes nothing more for it (its
+        task, cancelled, ends a loop turn or more later)."""
+        if self.subscriber is not None:
+            self.subscriber.feed.remove(self.subscriber)
 
     def note_payload(self, payload: Mapping[str, Any]) -> None:
         """The payload of a frame sent the ordinary way: the first one gives the suffix."""
@@ -288,9 +283,7 @@ class LiveFrames:
             payload["errors"] = [error.formatted for error in result.errors]
         return orjson.dumps(payload)[:-1]
 
-    def message(self, rendered: bytes) -> bytes | None:
-        if not self._is_current():
-            return None  # completed, or its socket is closing: nothing more goes out for it
+    def message(self, rendered: bytes) -> bytes:
         assert self._suffix is not None
         return b"".join((self._prefix, rendered, self._suffix))
 
@@ -298,7 +291,7 @@ class LiveFrames:
 async def continue_detached(frames: LiveFrames, send: Callable[[bytes], Awaitable[None]]) -> None:
     """The rest of a subscription whose first event went out through Strawberry, in a task of
     its own (the socket's handler starts it, in place of the operation's, and cancels it on
-    complete, a revoked key or the socket's end), until it stops being current.
+    complete, a revoked key or the socket's end).
 
     The task that ran the operation ends, and with it Strawberry's stack under the subscription
     (its stream, the extensions' hooks, graphql-core's iterator, the resolver, the first
@@ -316,10 +309,7 @@ async def continue_detached(frames: LiveFrames, send: Callable[[bytes], Awaitabl
         async for delivery in subscriber.deliveries():
             payload = await frames.render(delivery, wait=True)
             assert payload is not None
-            message = frames.message(payload)
-            if message is None:
-                return
-            await send(message)
+            await send(frames.message(payload))
     finally:
         subscriber.feed.remove(subscriber)
         frames.release()

@@ -214,18 +214,31 @@ class _Guard:
         self.stop_operations = stop_operations
         self.key_id: uuid.UUID | None = None
         self.closed = False
+        self.detached: dict[str, LiveFrames] = {}  # by operation id
         scope = context.request.scope if context.request is not None else {}
         extensions = scope.get("extensions") or {}
         # The server's synchronous frame writes (app/websocket_writes.py), when it has them.
         self.direct_socket: DirectSocket | None = extensions.get(SEND_TEXTS_NOW)
 
-    def live_frames(
-        self, operation_id: str, message_type: str, is_current: Callable[[], bool]
-    ) -> None:
-        """Let the operation running in this task have its events written directly while
-        `is_current` (it is still running and the socket is not closing)."""
+    def live_frames(self, operation_id: str, message_type: str) -> None:
+        """Let the operation running in this task have its events written directly, once it
+        is detached (see `keep_detached`)."""
         if self.direct_socket is not None:
-            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.direct_socket, is_current))
+            LIVE_FRAMES.set(LiveFrames(operation_id, message_type, self.direct_socket))
+
+    def keep_detached(self, operation_id: str, frames: LiveFrames) -> None:
+        """A detached operation's frames, stopped when it ends (`stop_detached`) or the socket
+        closes."""
+        frames.detach()
+        self.detached[operation_id] = frames
+
+    def stop_detached(self, operation_id: str, frames: LiveFrames | None = None) -> None:
+        """The operation is over (or `frames`, if given, are): nothing more is written for it.
+        Called before anything awaits, so that not one frame goes out after the decision."""
+        kept = self.detached.get(operation_id)
+        if kept is not None and (frames is None or kept is frames):
+            del self.detached[operation_id]
+            kept.stop()
 
     @staticmethod
     def end_live_frames() -> None:
@@ -318,7 +331,10 @@ class _Guard:
         if self.closed:
             return
         self.closed = True
-        # Stop the operations first, so that no event is sent after the decision to close.
+        # Stop the operations first, so that no event is sent after the decision to close:
+        # the writer's first, all at once (stopping the others may await).
+        for operation_id in list(self.detached):
+            self.stop_detached(operation_id)
         await self.stop_operations()
         # The peer may be gone already; closing a closed socket is not an error here. One that
         # reads nothing would keep the close frame (and this task) waiting: it is dropped.
@@ -400,12 +416,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Runs in the operation's own task: its subscription's frames are its own.
-        guard, operations = self.guard, self.operations
-        guard.live_frames(
-            operation.id,
-            "next",
-            lambda: not guard.closed and operations.get(operation.id) is operation,
-        )
+        guard = self.guard
+        guard.live_frames(operation.id, "next")
         try:
             await super().run_operation(operation)
         finally:
@@ -432,12 +444,28 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     def _detach(self, operation: Operation[Context, None], frames: LiveFrames) -> None:
         """The operation goes on in a new task, `operation.task`, the one `complete` cancels."""
-        guard, operations = self.guard, self.operations
-        frames.detach(lambda: not guard.closed and operations.get(operation.id) is operation)
+        self.guard.keep_detached(operation.id, frames)
         operation.task = asyncio.create_task(self._run_detached(operation, frames))
         operation.task.add_done_callback(self._task_done)
 
+    def forget_id(self, id: str) -> None:
+        # The operation sends its last message (`complete`, `error`) after this.
+        self.guard.stop_detached(id)
+        super().forget_id(id)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self.guard.stop_detached(operation_id)
+        await super().cleanup_operation(operation_id)
+
     async def _run_detached(self, operation: Operation[Context, None], frames: LiveFrames) -> None:
+        try:
+            await self._deliver_detached(operation, frames)
+        finally:
+            self.guard.stop_detached(operation.id, frames)
+
+    async def _deliver_detached(
+        self, operation: Operation[Context, None], frames: LiveFrames
+    ) -> None:
         if await self.guard.deliver_detached(frames, operation.id):
             error = GraphQLError(
                 "Delivering this subscription's events failed; subscribe again to resume "
@@ -552,9 +580,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         # Runs in the operation's own task: its subscription's frames are its own.
         guard, tasks, task = self.guard, self.tasks, asyncio.current_task()
         detached = False
-        guard.live_frames(
-            operation_id, "data", lambda: not guard.closed and tasks.get(operation_id) is task
-        )
+        guard.live_frames(operation_id, "data")
         # Strawberry's own loop, with `schema.stream` where it calls `schema.subscribe`: this
         # protocol's clients (Apollo's old WebSocketLink) send queries and mutations as
         # `start` too, which `subscribe` refuses with an exception (an INTERNAL_ERROR here).
@@ -606,10 +632,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     def _detach(self, operation_id: str, frames: LiveFrames) -> None:
         """The operation goes on in a new task, the one `stop` cancels."""
-        guard, tasks = self.guard, self.tasks
-        detached = asyncio.create_task(self._run_detached(operation_id, frames))
-        frames.detach(lambda: not guard.closed and tasks.get(operation_id) is detached)
-        tasks[operation_id] = detached
+        self.guard.keep_detached(operation_id, frames)
+        self.tasks[operation_id] = asyncio.create_task(self._run_detached(operation_id, frames))
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self.guard.stop_detached(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def _run_detached(self, operation_id: str, frames: LiveFrames) -> None:
         task = asyncio.current_task()
@@ -628,6 +656,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             with suppress(WebSocketDisconnected, SendAfterClose):
                 await self.send_message(CompleteMessage(type="complete", id=operation_id))
         finally:
+            self.guard.stop_detached(operation_id, frames)
             if self.tasks.get(operation_id) is task:
                 del self.tasks[operation_id]
 

@@ -3,6 +3,7 @@ same variables, same scope. Everything else gets its own result. Frames the feed
 directly read like those Strawberry sends."""
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -189,3 +190,56 @@ async def test_subscriptions_that_read_the_database_per_event_hold_up_no_other_s
         for socket in (*heavy, victim):
             await socket.close()
     assert waited < 10, f"another scope's event waited {waited:.1f} s behind the burst"
+
+
+async def test_not_one_frame_follows_the_end_of_an_operation_during_a_burst(
+    server: RunningServer,
+) -> None:
+    """Two subscriptions on each protocol, written directly; one of them ends mid-burst. After
+    the server has handled that end (graphql-transport-ws: the `pong` to a `ping` sent after
+    `complete`; legacy: its own `complete` answering `stop`), nothing more arrives for it, while
+    the other goes on receiving."""
+    key = server.demo_key("test", "standard")
+    document = {"query": "subscription { orderStatusChanged { sequence } }"}
+    transport = await open_transport_ws(server, key)
+    legacy = await open_legacy_ws(server, key)
+
+    async def end_one_mid_burst(
+        socket: ClientConnection, end: str, data: str, answer: str
+    ) -> list[dict[str, Any]]:
+        seen = 0
+        while seen < 3:  # a few of the burst's frames for it first
+            message = await receive(socket)
+            seen += message["type"] == data and message["id"] == "ends"
+        await socket.send(json.dumps({"id": "ends", "type": end}))
+        if end == "complete":
+            await socket.send(json.dumps({"type": "ping"}))
+        while True:
+            message = await receive(socket)
+            if message["type"] == answer and message.get("id", "ends") == "ends":
+                break
+        after: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):
+                while True:
+                    after.append(await receive(socket))
+        return after
+
+    try:
+        for socket, begin in ((transport, "subscribe"), (legacy, "start")):
+            for operation_id in ("ends", "stays"):
+                message = {"id": operation_id, "type": begin, "payload": document}
+                await socket.send(json.dumps(message))
+        await asyncio.sleep(0.5)
+        await create_order(server, key, "1")  # the first event detaches every subscription
+        results = await asyncio.gather(
+            end_one_mid_burst(transport, "complete", "next", "pong"),
+            end_one_mid_burst(legacy, "stop", "data", "complete"),
+            *(create_order(server, key, "2") for _ in range(30)),
+        )
+    finally:
+        await transport.close()
+        await legacy.close()
+    for after, data in ((results[0], "next"), (results[1], "data")):
+        assert [message for message in after if message.get("id") == "ends"] == []
+        assert any(message["type"] == data and message["id"] == "stays" for message in after)
