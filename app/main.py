@@ -53,6 +53,7 @@ def create_app(
     metrics = Metrics()
     collector = QuietCollector(on_collected=metrics.full_collections.observe)
     background = Background(db, settings, run_worker=settings.run_worker)
+    collector.watch(lambda: background.feed.last_active)
     rate_limiter = create_rate_limiter(
         settings.redis_url,
         settings.rate_limit_per_second,
@@ -95,7 +96,6 @@ def create_app(
         try:
             async with background.running(), collector.running():
                 _freeze_startup_objects()
-                collector.watch(lambda: background.feed.last_active)
                 yield
         finally:
             await rate_limiter.close()

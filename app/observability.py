@@ -74,7 +74,7 @@ class Metrics:
         self.full_collections = Histogram(
             "cg_gc_full_collection_seconds",
             "Pause of each full garbage collection, run in quiet moments (app/collector.py)",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
 
@@ -119,10 +119,13 @@ class RequestContextMiddleware:
                 status["close_code"] = message.get("code", 1000)
             await send(message)
 
-        # A socket is not "in flight" for the collector: it may stay open for hours.
+        # A socket is not "in flight" for the collector (it may stay open for hours), but each
+        # message it receives is activity.
         collector = self.collector if scope["type"] == "http" else None
         if collector is not None:
             collector.request_started()
+        elif self.collector is not None:
+            receive = _touching(receive, self.collector)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -154,6 +157,15 @@ class RequestContextMiddleware:
 
 
 MAX_KEPT_LABEL_SETS = 1024
+
+
+def _touching(receive: Receive, collector: QuietCollector) -> Receive:
+    async def receive_and_touch() -> Message:
+        message = await receive()
+        collector.touch()
+        return message
+
+    return receive_and_touch
 
 
 def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:

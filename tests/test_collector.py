@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.collector import OUT_OF_REACH, QuietCollector
 from app.observability import Metrics, RequestContextMiddleware
@@ -31,8 +31,8 @@ def full_collections() -> Iterator[list[float]]:
         gc.callbacks.remove(callback)
 
 
-def fast(**overrides: float) -> QuietCollector:
-    intervals = {
+def fast(**overrides: Any) -> QuietCollector:
+    intervals: dict[str, Any] = {
         "quiet_seconds": 0.05,
         "min_interval_seconds": 0.1,
         "max_interval_seconds": 0.6,
@@ -48,7 +48,7 @@ async def test_no_automatic_full_collection_while_running(full_collections: list
     collector = QuietCollector(check_seconds=3600)
     async with collector.running():
         assert gc.get_threshold() == (found[0], found[1], OUT_OF_REACH)
-        kept = []
+        kept: list[list[object]] = []
         for _ in range(300_000):
             kept.append([])  # tracked, and alive: each young collection promotes them
         gc.collect(1)
@@ -106,31 +106,89 @@ async def test_events_handed_out_keep_the_process_busy() -> None:
 
 async def test_each_pause_is_reported() -> None:
     pauses: list[float] = []
-    collector = fast(on_collected=pauses.append)  # type: ignore[arg-type]
+    collector = fast(on_collected=pauses.append)
     async with collector.running():
         await asyncio.sleep(0.3)
     assert len(pauses) == collector.collections >= 1
     assert all(pause > 0 for pause in pauses)
 
 
-async def test_http_requests_count_as_in_flight_and_sockets_do_not() -> None:
+async def test_allocation_pressure_starts_a_collection_in_a_busy_process(
+    full_collections: list[float],
+) -> None:
+    """Generation-1 collections since the last full one (gc.get_count()[2]) bound what a
+    pass may have to walk, whatever the load."""
+    collector = fast(max_interval_seconds=3600, pressure_collections=5)
+    async with collector.running():
+        collector.request_started()
+        await asyncio.sleep(0.1)
+        assert collector.collections == 0
+        for _ in range(5):
+            gc.collect(1)
+        await asyncio.sleep(0.1)
+        assert collector.collections == 1
+        assert full_collections
+        collector.request_ended()
+
+
+def test_a_pass_that_finds_much_garbage_makes_the_next_come_sooner() -> None:
+    collector = QuietCollector(pressure_collections=50, garbage_pressure_collections=10)
+    gc.collect()
+    cycles = []
+    for _ in range(len(gc.get_objects())):  # as much garbage as there are live objects
+        cycle: list[object] = []
+        cycle.append(cycle)
+        cycles.append(cycle)
+    del cycles, cycle
+    collector.collect()
+    assert collector.garbage_heavy
+    collector.collect()  # nothing new to find
+    assert not collector.garbage_heavy
+
+
+async def test_the_schedule_survives_a_failing_check(full_collections: list[float]) -> None:
+    """Nothing else would run the full collections: one failed check must not end them."""
+    calls = {"n": 0}
+
+    def flaky() -> float:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a broken activity source")
+        return 0.0
+
+    found = gc.get_threshold()
+    collector = fast()
+    collector.watch(flaky)
+    async with collector.running():
+        await asyncio.sleep(0.4)
+    assert calls["n"] > 1
+    assert collector.collections >= 1
+    assert gc.get_threshold() == found
+
+
+async def test_http_requests_count_as_in_flight_and_socket_messages_as_activity() -> None:
     collector = QuietCollector()
     seen: list[tuple[str, int]] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await receive()
         seen.append((scope["type"], collector.in_flight))
 
     middleware = RequestContextMiddleware(app, Metrics(), collector)
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         pass
 
     http = {"type": "http", "method": "GET", "path": "/healthz", "headers": []}
     await middleware(http, receive, send)
+    assert collector.quiet(time.monotonic()) is False  # the request has just ended
+    collector._last_activity = 0.0
+    assert collector.quiet(time.monotonic()) is True
     await middleware({"type": "websocket", "path": "/graphql", "headers": []}, receive, send)
     assert seen == [("http", 1), ("websocket", 0)]
     assert collector.in_flight == 0
-    assert collector.quiet(time.monotonic()) is False  # the request has just ended
+    assert collector.quiet(time.monotonic()) is False  # a message has just arrived
