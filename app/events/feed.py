@@ -413,66 +413,73 @@ class EventFeed(Generic[Subject]):
         while True:
             await self._writable.wait()
             self._writable.clear()
-            slice_started = time.perf_counter()
-            while self._to_write:
-                delivery, subscribers = self._to_write.popleft()
-                sequence = delivery.sequence
-                rendered: dict[Hashable, bytes | None] = {}
-                # The messages for one socket, gathered while consecutive subscribers share it
-                # (the feed keeps a connection's subscribers together); sent before any await,
-                # so that none of them can complete between its message and the write.
-                socket: DirectSocket | None = None
-                messages: list[bytes] = []
-                senders: list[Subscriber[Subject]] = []
-                for subscriber in subscribers:
-                    sink = subscriber.sink
-                    # It may have fallen behind, caught up past this event, or left meanwhile.
-                    if not subscriber.direct or sink is None or sequence <= subscriber.last:
-                        continue
-                    if sink.socket is not socket:
-                        _send(socket, messages, senders, sequence)
-                        socket, messages, senders = sink.socket, [], []
-                        if time.perf_counter() - slice_started >= DIRECT_WRITE_SLICE_SECONDS:
-                            await asyncio.sleep(0)
-                            slice_started = time.perf_counter()
-                            if not subscriber.direct or sequence <= subscriber.last:
-                                continue
-                    try:
-                        if sink.group not in rendered:
-                            _send(socket, messages, senders, sequence)
-                            messages, senders = [], []
-                            rendered[sink.group] = await sink.render(delivery)
-                            # The rendering awaited: it may have fallen behind (and even caught up).
-                            if not subscriber.direct or sequence <= subscriber.last:
-                                continue
-                        frame = rendered[sink.group]
-                        if frame is None:
-                            # Its group's renderings wait for the database: waited for here,
-                            # they would delay every event behind them. Its task delivers.
-                            subscriber.sink = None
-                            subscriber.fall_behind()
+            # In a call of its own: its locals (the last event's subscribers, sinks, socket) go
+            # when it returns, not when the next event comes, which would keep the last
+            # socket written to alive after it closed.
+            await self._write_pending(writer)
+
+    async def _write_pending(self, writer: "asyncio.Task[None]") -> None:
+        """Write every queued event (see `_write_directly`)."""
+        slice_started = time.perf_counter()
+        while self._to_write:
+            delivery, subscribers = self._to_write.popleft()
+            sequence = delivery.sequence
+            rendered: dict[Hashable, bytes | None] = {}
+            # The messages for one socket, gathered while consecutive subscribers share it
+            # (the feed keeps a connection's subscribers together); sent before any await,
+            # so that none of them can complete between its message and the write.
+            socket: DirectSocket | None = None
+            messages: list[bytes] = []
+            senders: list[Subscriber[Subject]] = []
+            for subscriber in subscribers:
+                sink = subscriber.sink
+                # It may have fallen behind, caught up past this event, or left meanwhile.
+                if not subscriber.direct or sink is None or sequence <= subscriber.last:
+                    continue
+                if sink.socket is not socket:
+                    _send(socket, messages, senders, sequence)
+                    socket, messages, senders = sink.socket, [], []
+                    if time.perf_counter() - slice_started >= DIRECT_WRITE_SLICE_SECONDS:
+                        await asyncio.sleep(0)
+                        slice_started = time.perf_counter()
+                        if not subscriber.direct or sequence <= subscriber.last:
                             continue
-                        message = sink.message(frame)
-                    except asyncio.CancelledError:
-                        if writer.cancelling():
-                            raise  # the feed is closing
-                        # What the rendering awaited was cancelled, not the writer (a result
-                        # shared with a subscription that ended): the writer serves everyone.
-                        log.warning("rendering an event was cancelled; its subscriber catches up")
+                try:
+                    if sink.group not in rendered:
+                        _send(socket, messages, senders, sequence)
+                        messages, senders = [], []
+                        rendered[sink.group] = await sink.render(delivery)
+                        # The rendering awaited: it may have fallen behind (and even caught up).
+                        if not subscriber.direct or sequence <= subscriber.last:
+                            continue
+                    frame = rendered[sink.group]
+                    if frame is None:
+                        # Its group's renderings wait for the database: waited for here,
+                        # they would delay every event behind them. Its task delivers.
+                        subscriber.sink = None
                         subscriber.fall_behind()
                         continue
-                    except Exception:
-                        log.exception("writing an event failed; its subscriber catches up")
-                        subscriber.sink = None  # its task delivers from now on
-                        subscriber.fall_behind()
-                        continue
-                    if message is None:
-                        subscriber.last = sequence  # it sends nothing more
-                    else:
-                        messages.append(message)
-                        senders.append(subscriber)
-                _send(socket, messages, senders, sequence)
-            self.last_active = time.monotonic()
+                    message = sink.message(frame)
+                except asyncio.CancelledError:
+                    if writer.cancelling():
+                        raise  # the feed is closing
+                    # What the rendering awaited was cancelled, not the writer (a result
+                    # shared with a subscription that ended): the writer serves everyone.
+                    log.warning("rendering an event was cancelled; its subscriber catches up")
+                    subscriber.fall_behind()
+                    continue
+                except Exception:
+                    log.exception("writing an event failed; its subscriber catches up")
+                    subscriber.sink = None  # its task delivers from now on
+                    subscriber.fall_behind()
+                    continue
+                if message is None:
+                    subscriber.last = sequence  # it sends nothing more
+                else:
+                    messages.append(message)
+                    senders.append(subscriber)
+            _send(socket, messages, senders, sequence)
+        self.last_active = time.monotonic()
 
     async def replay(
         self, principal: Principal, order_id: uuid.UUID | None, after: int, upto: int

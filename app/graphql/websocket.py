@@ -636,8 +636,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         self.tasks[operation_id] = asyncio.create_task(self._run_detached(operation_id, frames))
 
     async def cleanup_operation(self, operation_id: str) -> None:
+        detached = operation_id in self.guard.detached
         self.guard.stop_detached(operation_id)
         await super().cleanup_operation(operation_id)
+        if detached:
+            # Told here, not by its task: one cancelled before its first step runs nothing.
+            with suppress(WebSocketDisconnected, SendAfterClose):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
 
     async def _run_detached(self, operation_id: str, frames: LiveFrames) -> None:
         task = asyncio.current_task()
@@ -652,9 +657,6 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                     await self.send_message(
                         ErrorMessage(type="error", id=operation_id, payload=error.formatted)
                     )
-        except asyncio.CancelledError:  # `stop`, as before it was detached
-            with suppress(WebSocketDisconnected, SendAfterClose):
-                await self.send_message(CompleteMessage(type="complete", id=operation_id))
         finally:
             self.guard.stop_detached(operation_id, frames)
             if self.tasks.get(operation_id) is task:
