@@ -259,17 +259,21 @@ class _Guard:
         LIVE_FRAMES.set(None)
         return frames
 
-    async def deliver_detached(self, frames: LiveFrames, operation_id: str) -> bool:
-        """Run `continue_detached` (in the subscription's new task); True when it ended with
-        an error the client has not been told of (the caller then ends the operation)."""
+    async def deliver_detached(self, frames: LiveFrames, operation_id: str) -> GraphQLError | None:
+        """Run `continue_detached` (in the subscription's new task, until cancelled, or the
+        socket goes); the error to end the operation with if it failed."""
         try:
             await continue_detached(frames, self.send_text)
         except (WebSocketDisconnected, SendAfterClose):
             log.info("websocket closed by the client during an operation")
         except Exception:
             log.exception("delivering events of operation %r failed", operation_id)
-            return True
-        return False
+            return GraphQLError(
+                "Delivering this subscription's events failed; subscribe again to resume "
+                "with afterSequence.",
+                extensions={"code": ErrorCode.INTERNAL_ERROR.value},
+            )
+        return None
 
     async def send_text(self, message: bytes) -> None:
         """Send an encoded message the way that waits for the socket (a detached subscription
@@ -459,23 +463,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _run_detached(self, operation: Operation[Context, None], frames: LiveFrames) -> None:
         try:
-            await self._deliver_detached(operation, frames)
+            if error := await self.guard.deliver_detached(frames, operation.id):
+                with suppress(Exception):
+                    await operation.send_operation_message(
+                        {"id": operation.id, "type": "error", "payload": [error.formatted]}
+                    )
         finally:
             self.guard.stop_detached(operation.id, frames)
-
-    async def _deliver_detached(
-        self, operation: Operation[Context, None], frames: LiveFrames
-    ) -> None:
-        if await self.guard.deliver_detached(frames, operation.id):
-            error = GraphQLError(
-                "Delivering this subscription's events failed; subscribe again to resume "
-                "with afterSequence.",
-                extensions={"code": ErrorCode.INTERNAL_ERROR.value},
-            )
-            with suppress(Exception):
-                await operation.send_operation_message(
-                    {"id": operation.id, "type": "error", "payload": [error.formatted]}
-                )
 
     async def handle_task_exception(self, error: Exception) -> None:
         # A client that goes away mid-send is not an error of ours.
@@ -647,12 +641,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def _run_detached(self, operation_id: str, frames: LiveFrames) -> None:
         task = asyncio.current_task()
         try:
-            if await self.guard.deliver_detached(frames, operation_id):
-                error = GraphQLError(
-                    "Delivering this subscription's events failed; start it again to resume "
-                    "with afterSequence.",
-                    extensions={"code": ErrorCode.INTERNAL_ERROR.value},
-                )
+            if error := await self.guard.deliver_detached(frames, operation_id):
                 with suppress(WebSocketDisconnected, SendAfterClose):
                     await self.send_message(
                         ErrorMessage(type="error", id=operation_id, payload=error.formatted)
