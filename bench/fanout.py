@@ -90,7 +90,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
+def serve(
+    database_url: str, port: int | None = None, *, separate_worker: bool = False
+) -> Iterator[Server]:
+    """The server, with its in-process worker or, with `separate_worker`, beside a
+    `carbon-gateway worker` process of its own (started once the server has migrated), the
+    two on Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14)."""
     port = port or free_port()
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     env = {
@@ -99,7 +104,11 @@ def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
         "CG_SECRET_KEY": "bench-secret",
         "CG_RATE_LIMIT_PER_SECOND": "0",
         "CG_LOG_LEVEL": "WARNING",  # an access log line per request would be part of the bench
+        "CG_RUN_WORKER": "false" if separate_worker else "true",
     }
+    if separate_worker:
+        # The doorbell between the two processes, as the README's setups with a worker have.
+        env["CG_REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],
@@ -108,6 +117,7 @@ def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
             env=env,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
+    worker: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -118,10 +128,20 @@ def serve(database_url: str, port: int | None = None) -> Iterator[Server]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(log.read_text()) from None
                 time.sleep(0.1)
+        if separate_worker:
+            with log.open("a") as output:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "app", "worker"],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        for child in (worker, process):
+            if child is not None:
+                child.terminate()
+                child.wait(timeout=20)
         log.unlink(missing_ok=True)
 
 
@@ -480,7 +500,8 @@ async def burst(
 
 
 async def run(database_url: str, arguments: argparse.Namespace) -> None:
-    with serve(database_url, arguments.port) as server:
+    separate = arguments.worker == "separate"
+    with serve(database_url, arguments.port, separate_worker=separate) as server:
         key = demo_test_key(server.log.read_text())
         if arguments.sockets:
             await idle_sockets(server, key, arguments.sockets)
@@ -511,15 +532,21 @@ def main() -> None:
     )
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--port", type=int, help="the server's port (default: a free one)")
+    parser.add_argument(
+        "--worker",
+        choices=["in-process", "separate"],
+        default="in-process",
+        help="fulfilment in the server's process, or in a `carbon-gateway worker` beside it",
+    )
     arguments = parser.parse_args()
     name = asyncio.run(postgres_database()) if arguments.database == "postgresql" else None
     if name is None:
         with tempfile.TemporaryDirectory() as folder:
-            print("database: SQLite")
+            print(f"database: SQLite, worker: {arguments.worker}")
             asyncio.run(run(f"sqlite+aiosqlite:///{folder}/bench.db", arguments))
         return
     try:
-        print("database: PostgreSQL")
+        print(f"database: PostgreSQL, worker: {arguments.worker}")
         url = url_of(name)
         asyncio.run(run(url, arguments))
     finally:
