@@ -42,6 +42,9 @@ def two_servers(
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
     limits = {
         "CG_REDIS_URL": redis_url,
+        # Shared limits and documents are tested, not the give-up on a slow Redis: at the 0.1 s
+        # default one slow answer on a loaded machine would make a process go it alone for 5 s.
+        "CG_REDIS_TIMEOUT_SECONDS": "5",
         "CG_RATE_LIMIT_PER_SECOND": "1",
         "CG_RATE_LIMIT_BURST": "60",
     }

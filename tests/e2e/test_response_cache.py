@@ -74,7 +74,14 @@ def test_processes_sharing_a_redis_cache_share_answers_and_never_serve_stale_one
 ) -> None:
     # Behind one public URL, as behind a load balancer: the request's host is then no part of
     # the key (without it, each process's own host:port would be).
-    shared = {"CG_REDIS_URL": redis_url, "CG_PUBLIC_URL": "https://api.example.com"}
+    shared = {
+        "CG_REDIS_URL": redis_url,
+        "CG_PUBLIC_URL": "https://api.example.com",
+        # What is tested is sharing, not the give-up on a slow Redis (tests/test_bounded_redis.py):
+        # at the 0.1 s default, one slow answer on a loaded machine (a full CI run) would send
+        # the process around Redis for 5 s, answering MISS where this test expects HIT.
+        "CG_REDIS_TIMEOUT_SECONDS": "5",
+    }
     with two_servers(database_url, tmp_path, **shared) as (writer, reader):
         key = writer.demo_key("test", "standard")
         ask(reader, key, VIEWER)
