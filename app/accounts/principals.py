@@ -108,3 +108,25 @@ def forget_principals() -> None:
     again, for the TTL at most: the same bound as a change made by another process."""
     for cache in list(_caches):
         cache.clear()
+
+
+class KeyUseClaims:
+    """Which keys this process has just recorded the use of (`last_used_at`, kept to a
+    resolution of `resolution_seconds`): the first of many concurrent authentications of a key
+    whose recorded use is stale writes it, the others do not. Without this, every one of them
+    wrote the key's row, each waiting for the one before (and for the account's data-version
+    row behind it): 50 sockets opening at once made 50 writes queued one after another."""
+
+    def __init__(self, resolution_seconds: float) -> None:
+        self._claimed: TTLCache[uuid.UUID, bool] = TTLCache(MAX_PRINCIPALS, resolution_seconds)
+
+    def claim(self, key_id: uuid.UUID) -> bool:
+        """True for the caller that is to write the key's use now."""
+        if key_id in self._claimed:
+            return False
+        self._claimed[key_id] = True
+        return True
+
+    def release(self, key_id: uuid.UUID) -> None:
+        """The write failed: the next authentication tries again."""
+        self._claimed.pop(key_id, None)

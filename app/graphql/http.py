@@ -22,7 +22,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.accounts import service as accounts
-from app.accounts.principals import PrincipalCache
+from app.accounts.principals import KeyUseClaims, PrincipalCache
 from app.accounts.rate_limits import (
     NoRateLimit,
     RateLimiter,
@@ -149,6 +149,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.open_sockets = OpenSockets(db, settings.ws_access_check_seconds)
         # Revocation bites over HTTP within the seconds it takes on open sockets.
         self.principals = PrincipalCache(settings.ws_access_check_seconds)
+        self.key_uses = KeyUseClaims(accounts.LAST_USED_RESOLUTION.total_seconds())
         self.background = background
         self.rate_limiter = rate_limiter or NoRateLimit()
         self.persisted_operations = persisted_operations or PersistedOperations(
@@ -399,9 +400,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ) -> Principal:
         async with self.db.session() as session:
             principal, stale = await accounts.authenticate(session, plain_key, subaccount_id)
-        if stale:
-            async with self.db.transaction() as session:
-                await accounts.record_key_use(session, principal.api_key_id)
+        if stale and self.key_uses.claim(principal.api_key_id):
+            try:
+                async with self.db.transaction() as session:
+                    await accounts.record_key_use(session, principal.api_key_id)
+            except BaseException:
+                self.key_uses.release(principal.api_key_id)
+                raise
         return principal
 
     async def process_result(

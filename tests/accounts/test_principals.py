@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import update
+from sqlmodel import select
 
 from app.accounts import service
 from app.accounts.models import Account, AccountStatus, ApiKey, Mode
@@ -171,3 +172,20 @@ async def test_a_refresh_that_fails_or_outlives_a_clear_keeps_nothing() -> None:
     release.set()
     await asyncio.sleep(0.01)
     assert cache.get("cg_test_1", None) is None
+
+
+async def test_concurrent_first_requests_of_a_key_record_its_use_once(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    """A key whose recorded use is stale, authenticated by 20 requests at once (sockets opening
+    together, a client's first burst): one of them writes `last_used_at`, not each in turn."""
+    _, key = await make_key(db, await make_account(db))
+    gql = GraphQLClient(client, key)
+    with counting_statements(db) as statements:
+        answers = await asyncio.gather(*(gql.execute(VIEWER) for _ in range(20)))
+    assert all(answer["data"]["viewer"]["mode"] == "TEST" for answer in answers)
+    writes = [s for s in statements if s.startswith("UPDATE api_key SET last_used_at")]
+    assert len(writes) == 1
+    async with db.session() as session:
+        stored = (await session.exec(select(ApiKey))).one()
+    assert stored.last_used_at is not None
