@@ -110,9 +110,8 @@ class DirectSink(Protocol):
         """The group's frame payload; None if it would have to wait (for the database): the
         writer then leaves the sink's subscriber to its own task."""
 
-    def message(self, rendered: bytes) -> bytes | None:
-        """This sink's message for a rendered event; None when it sends nothing more (its
-        subscription completed, its socket is closing)."""
+    def message(self, rendered: bytes) -> bytes:
+        """This sink's message for a rendered event."""
 
 
 class Turnstile:
@@ -473,11 +472,8 @@ class EventFeed(Generic[Subject]):
                     subscriber.sink = None  # its task delivers from now on
                     subscriber.fall_behind()
                     continue
-                if message is None:
-                    subscriber.last = sequence  # it sends nothing more
-                else:
-                    messages.append(message)
-                    senders.append(subscriber)
+                messages.append(message)
+                senders.append(subscriber)
             _send(socket, messages, senders, sequence)
         self.last_active = time.monotonic()
 
