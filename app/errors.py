@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     ESTIMATE_ALREADY_ORDERED = "ESTIMATE_ALREADY_ORDERED"
     QUANTITY_NOT_POSITIVE = "QUANTITY_NOT_POSITIVE"
     ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
+    # Live events: the outbox went back behind the sequences already delivered (app/events/feed.py).
+    EVENT_HISTORY_REWOUND = "EVENT_HISTORY_REWOUND"
 
 
 class DomainError(Exception):

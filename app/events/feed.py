@@ -18,6 +18,12 @@ How the guarantee follows (see app/events/relay.py for why sequences are gap-fre
   group of sinks that would render it alike and writes every sink's frame itself, in sequence
   order. A sink that has no room (a slow socket) puts its subscriber behind, as a full queue
   does; the subscriber's task catches up from the outbox and hands itself back to the writer.
+- A rewound outbox (the database restored to an earlier point, a failover to a replica that
+  was behind, while the process runs): its newest sequence is then below the feed's position,
+  and the relay numbers new events with sequences already delivered. The feed notices when it
+  next finds nothing new, goes back to the newest sequence there is, and ends every
+  subscription with EVENT_HISTORY_REWOUND rather than drop the renumbered events in silence:
+  what a client saw belongs to a history the database no longer has.
 - Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
   tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
   lets only so many deliveries through per turn of the event loop, and the writer yields to
@@ -43,6 +49,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.accounts.models import Mode
 from app.accounts.service import Principal, owned_by
 from app.db import Database
+from app.errors import DomainError, ErrorCode
 from app.events.broker import Broker
 from app.events.changes import OrderStateChanged
 from app.events.models import Event
@@ -114,6 +121,16 @@ class DirectSink(Protocol):
         """This sink's message for a rendered event."""
 
 
+class EventHistoryRewound(DomainError):
+    def __init__(self, position: int, newest: int) -> None:
+        super().__init__(
+            ErrorCode.EVENT_HISTORY_REWOUND,
+            f"The event history went back from sequence {position} to {newest} (the database "
+            "was restored to an earlier point): sequences after it will be given to new events. "
+            "Re-read the orders you follow and subscribe again without afterSequence.",
+        )
+
+
 class Turnstile:
     """At most `per_turn` passes per event-loop iteration; the rest wait, in order, for the
     next iterations."""
@@ -183,6 +200,7 @@ class Subscriber(Generic[Subject]):
         self.sink: DirectSink | None = None
         self.direct = False
         self.closed = False
+        self.failure: Exception | None = None  # raised by `deliveries()` once set
         self._queue: deque[Delivery[Subject]] = deque()
         self._ready = asyncio.Event()
 
@@ -206,6 +224,12 @@ class Subscriber(Generic[Subject]):
         self._ready.set()
         return False
 
+    def end(self, failure: Exception) -> None:
+        """Its subscription can go on no longer: `deliveries()` raises `failure`."""
+        self.failure = failure
+        self.direct = False
+        self._ready.set()
+
     def fall_behind(self) -> None:
         """The sink had no room: the task catches up from the outbox (after `last`)."""
         self.direct = False
@@ -217,10 +241,14 @@ class Subscriber(Generic[Subject]):
         it falls behind). All the state is the subscriber's: an iteration closed between two
         deliveries can be followed by a new one, which goes on exactly where it stopped."""
         while True:
+            if self.failure is not None:
+                raise self.failure
             if self._replay_upto is not None:
                 async for delivery in self.feed.replay(
                     self.principal, self.order_id, self.last, self._replay_upto
                 ):
+                    if self.failure is not None:
+                        raise self.failure
                     if delivery.sequence > self.last:
                         await self.feed.turnstile.wait()
                         self.last = delivery.sequence
@@ -242,6 +270,8 @@ class Subscriber(Generic[Subject]):
                 await self._ready.wait()
                 continue
             await self.feed.turnstile.wait()
+            if self.failure is not None:
+                raise self.failure
             delivery = self._queue.popleft()
             if delivery.sequence > self.last:
                 self.last = delivery.sequence
@@ -376,6 +406,9 @@ class EventFeed(Generic[Subject]):
                 )
             ).all()
             if not rows:
+                newest = (await session.exec(select(func.max(Event.sequence)))).one() or 0
+                if newest < self.position:
+                    self._rewind(newest)
                 return 0
             changes = [change for row in rows if (change := OrderStateChanged.from_row(row))]
             # Loaded even with no subscriber yet: one may subscribe before this batch is handed out.
@@ -402,6 +435,28 @@ class EventFeed(Generic[Subject]):
         self.position = last
         self.last_active = time.monotonic()
         return len(rows)
+
+    def _rewind(self, newest: int) -> None:
+        """The outbox ends below what was handed out: start again from its newest sequence,
+        and end every subscription (see the module's docstring)."""
+        subscribers = [
+            subscriber
+            for scoped in self._subscribers.values()
+            for connected in scoped.values()
+            for subscriber in connected
+        ]
+        log.error(
+            "the outbox went back from sequence %d to %d (database restored?): ending %d "
+            "subscriptions",
+            self.position,
+            newest,
+            len(subscribers),
+        )
+        position, self.position = self.position, newest
+        self._to_write.clear()
+        for subscriber in subscribers:
+            self.remove(subscriber)
+            subscriber.end(EventHistoryRewound(position, newest))  # raised in its own task
 
     async def _write_directly(self) -> None:
         """The writer: each event rendered once per group of sinks, then the messages of every

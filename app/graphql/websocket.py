@@ -46,7 +46,7 @@ from app.accounts import service as accounts
 from app.accounts.service import StreamRefusal
 from app.config import Settings
 from app.db import Database
-from app.errors import ErrorCode
+from app.errors import DomainError, ErrorCode
 from app.events.feed import DirectSocket
 from app.graphql.context import Context
 from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
@@ -266,6 +266,8 @@ class _Guard:
             await continue_detached(frames, self.send_text)
         except (WebSocketDisconnected, SendAfterClose):
             log.info("websocket closed by the client during an operation")
+        except DomainError as error:  # the feed ended it (EVENT_HISTORY_REWOUND)
+            return GraphQLError(error.message, extensions={"code": error.code.value})
         except Exception:
             log.exception("delivering events of operation %r failed", operation_id)
             return GraphQLError(
