@@ -31,10 +31,12 @@ whole and unfragmented, so the buffer can sit between frames uvicorn writes.
 """
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 
@@ -43,6 +45,17 @@ SEND_TEXTS_NOW = "carbon_gateway.websocket.send_texts_now"
 # Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
 # of 200 events for 20 subscriptions.
 SOCKET_BUFFER_LIMIT = 1 << 20
+# Frames a peer may send: a bucket of FRAME_BURST, refilled at FRAMES_PER_SECOND; a ping or pong
+# costs PING_FRAME_COST (each is answered, and no client we know sends them often: browsers never,
+# graphql-ws pings with messages). Parsing a frame costs the loop a few microseconds whatever its
+# size, so without a bound one connection of one-byte continuation frames or pings stalled every
+# request of the process for seconds. Received bytes are parsed RECEIVE_SLICE at a time, so a
+# peer past its budget is stopped within a slice (≤ ~600 one-byte frames), not a 256 KiB read.
+FRAME_BURST = 5_000
+FRAMES_PER_SECOND = 1_000
+PING_FRAME_COST = 10
+RECEIVE_SLICE = 4_096
+CLOSE_FRAME_FLOOD = 1008  # policy violation
 # A peer that has not answered the server's close (or whose close frame cannot leave, queued
 # behind bytes it does not read) this long after it was sent or due is dropped.
 UNREAD_CLOSE_GRACE_SECONDS = 5.0
@@ -99,6 +112,56 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport = cast(
             asyncio.Transport, CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         )
+        self._frame_budget = float(FRAME_BURST)
+        self._budget_at = time.monotonic()
+        self._flooded = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._flooded:
+            return  # it is being closed: what it still sends is not parsed
+        if len(data) <= RECEIVE_SLICE:
+            super().data_received(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), RECEIVE_SLICE):
+            super().data_received(bytes(view[start : start + RECEIVE_SLICE]))
+            if self._flooded or self.transport.is_closing():
+                return
+
+    def handle_events(self) -> None:
+        """uvicorn's, with each frame charged to the peer's budget (see FRAME_BURST)."""
+        events = self.conn.events_received()
+        frames = 0
+        for event in events:
+            if isinstance(event, Frame):
+                frames += PING_FRAME_COST if event.opcode in _CONTROL_CHATTER else 1
+        if frames and not self._charge(frames):
+            self._close_flooded()
+            return
+        self.conn.events = events  # uvicorn's loop takes them from the connection
+        super().handle_events()
+
+    def _charge(self, frames: int) -> bool:
+        now = time.monotonic()
+        self._frame_budget = min(
+            float(FRAME_BURST), self._frame_budget + (now - self._budget_at) * FRAMES_PER_SECOND
+        )
+        self._budget_at = now
+        self._frame_budget -= frames
+        return self._frame_budget >= 0
+
+    def _close_flooded(self) -> None:
+        """Close with 1008 what sends frames faster than any client does; dropped after the
+        grace if it does not read the close either."""
+        self._flooded = True
+        self.logger.warning("closing a WebSocket peer that sends too many frames")
+        if self.conn.state is State.OPEN and not self.close_sent:
+            self.close_sent = True
+            self.conn.send_close(CLOSE_FRAME_FLOOD, "too many frames")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        if not self.transport.is_closing():
+            self.transport.close()
+        self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -165,6 +228,9 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
             parts.append(message)
         transport.write(b"".join(parts))
         return True
+
+
+_CONTROL_CHATTER = (Opcode.PING, Opcode.PONG)
 
 
 def text_frame_header(length: int) -> bytes:
