@@ -46,7 +46,7 @@ from app.memo import Memo
 
 # The schema's own parse cache (Strawberry shares one per size), called as the schema calls
 # it (with its token limit), so a document is parsed once for both paths.
-_parse = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
+parse_document = CachedParsing(maxsize=PARSE_CACHE_SIZE).cached_parse_document
 PERSISTED_QUERY = "persistedQuery"
 MAX_KEPT_BASE_URLS = 64
 MAX_KEPT_BUCKETS = 10_000  # rate-limit bucket names (a key's id as text), one per API key
@@ -234,7 +234,7 @@ def _body(answer: CachedAnswer, throttle: ThrottleStatus | None) -> bytes:
 
 def _document(query: str) -> DocumentNode | None:
     try:
-        document: DocumentNode = _parse(query, max_tokens=MAX_TOKENS)
+        document: DocumentNode = parse_document(query, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return None
     return document

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol, cast
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from starlette.websockets import WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -48,10 +48,12 @@ from app.config import Settings
 from app.db import Database
 from app.errors import DomainError, ErrorCode
 from app.events.feed import DirectSocket
+from app.graphql.cache_hits import parse_document
 from app.graphql.context import Context
 from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
+from app.graphql.schema import MAX_TOKENS
 from app.websocket_writes import SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,10 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_PONG_TIMEOUT = 4408
 CLOSE_INIT_TIMEOUT = 4408  # as graphql-transport-ws closes an uninitialised socket
 CLOSE_TOO_MANY_INITIALISATIONS = 4429
+
+# graphql-ws sends UUIDs, subscriptions-transport-ws counters: an id is sent back in every
+# frame of its operation and kept as long as it runs.
+MAX_OPERATION_ID_CHARACTERS = 128
 
 _OPTIONAL_OBJECT = (dict, type(None))
 _OPTIONAL_STRING = (str, type(None))
@@ -81,6 +87,8 @@ def message_problem(message: object, operation_type: str) -> str | None:
         not isinstance(message.get("id"), str) or not message["id"]
     ):
         return f"Invalid message: '{kind}' needs a non-empty string 'id'"
+    if kind == operation_type and len(message["id"]) > MAX_OPERATION_ID_CHARACTERS:
+        return f"Invalid message: 'id' is over {MAX_OPERATION_ID_CHARACTERS} characters"
     if kind == operation_type:
         payload = message.get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
@@ -113,6 +121,40 @@ def refusal_before_parsing(context: Context, query: str) -> GraphQLError | None:
     if trusted is not None and not trusted.trusts(query):
         error = not_trusted()
         return GraphQLError(error.message, extensions={"code": error.code.value})
+    return None
+
+
+def operation_problem(payload: dict[str, Any]) -> GraphQLError | None:
+    """What refuses an operation whose document parses (the schema's parse cache, which the
+    execution then hits) but names no operation it holds — over HTTP a BAD_REQUEST, here it
+    was an INTERNAL_ERROR with a logged traceback — or None. Keeps of `payload["variables"]`
+    only those the operation declares: the others are never read, and a subscription's message
+    is kept as long as it runs (4 MB of unused variables each, 20 per socket)."""
+    try:
+        document = parse_document(payload["query"], max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return None  # the execution reports the syntax error
+    operations = [
+        node for node in document.definitions if isinstance(node, OperationDefinitionNode)
+    ]
+    name = payload.get("operationName")
+    if name is None:
+        chosen = operations if len(operations) == 1 else []
+        problem = "Must provide operation name if query contains multiple operations."
+    else:
+        chosen = [node for node in operations if node.name and node.name.value == name]
+        problem = f"Unknown operation named '{name}'."
+    if not chosen:
+        if not operations:
+            return None  # no operation at all: validation says so
+        return GraphQLError(problem, extensions={"code": ErrorCode.BAD_REQUEST.value})
+    variables = payload.get("variables")
+    if variables:
+        declared = {
+            definition.variable.name.value for definition in chosen[0].variable_definitions or ()
+        }
+        if not declared.issuperset(variables):
+            payload["variables"] = {k: v for k, v in variables.items() if k in declared}
     return None
 
 
@@ -413,6 +455,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         if self.connection_acknowledged and (
             error := refusal_before_parsing(self.context, message["payload"]["query"])
+            or operation_problem(cast(dict[str, Any], message["payload"]))
         ):
             await self.send_message(
                 {"id": message["id"], "type": "error", "payload": [error.formatted]}
@@ -559,6 +602,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         if self.connection_acknowledged and (
             error := refusal_before_parsing(self.context, message["payload"]["query"])
+            or operation_problem(cast(dict[str, Any], message["payload"]))
         ):
             await self.send_message(
                 {"id": message["id"], "type": "error", "payload": error.formatted}

@@ -118,6 +118,9 @@ MALFORMED_FRAMES: dict[str, str | bytes] = {
     "payload not an object": '{"id": "1", "type": "SUBSCRIBE", "payload": 1}',
     "query not a string": '{"id": "1", "type": "SUBSCRIBE", "payload": {"query": 1}}',
     "id not a string": '{"id": [], "type": "SUBSCRIBE", "payload": {"query": "{ a }"}}',
+    "id longer than any client sends": (
+        '{"id": "%s", "type": "SUBSCRIBE", "payload": {"query": "{ a }"}}' % ("x" * 10_000)
+    ),
     "variables not an object": (
         '{"id": "1", "type": "SUBSCRIBE", "payload": {"query": "{ a }", "variables": []}}'
     ),
@@ -344,6 +347,36 @@ async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
         await socket.close()
     log = sqlite_server.output()
     assert "MissingQuery" not in log
+    assert '"level": "ERROR"' not in log
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+async def test_an_operation_name_the_document_lacks_is_a_bad_request_and_logs_no_error(
+    sqlite_server: RunningServer, protocol: str
+) -> None:
+    """As over HTTP; it was an INTERNAL_ERROR with a logged traceback (adversarial review)."""
+    socket = await open_socket(sqlite_server, protocol, sqlite_server.demo_key("test", "standard"))
+    try:
+        for operation_id, payload in (
+            ("unknown", {"query": "query A { __typename }", "operationName": "Z"}),
+            ("ambiguous", {"query": "query A { __typename } query B { __typename }"}),
+        ):
+            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
+            await socket.send(json.dumps(message))
+            answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            while answer["type"] == "ka":  # the legacy protocol's keep-alive
+                answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            assert (answer["id"], answer["type"]) == (operation_id, "error")
+            errors = (
+                answer["payload"] if isinstance(answer["payload"], list) else [answer["payload"]]
+            )
+            assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+            assert "operation name" in errors[0]["message"].lower()
+        await start(socket, protocol, "after")  # the socket stays open
+    finally:
+        await socket.close()
+    log = sqlite_server.output()
+    assert "CannotGetOperationTypeError" not in log
     assert '"level": "ERROR"' not in log
 
 

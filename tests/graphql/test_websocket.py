@@ -12,7 +12,13 @@ from app.accounts import service as accounts
 from app.accounts.models import AccountStatus
 from app.db import Database
 from app.graphql import websocket
-from app.graphql.websocket import CLOSE_FORBIDDEN, OpenSockets, message_problem
+from app.graphql.websocket import (
+    CLOSE_FORBIDDEN,
+    MAX_OPERATION_ID_CHARACTERS,
+    OpenSockets,
+    message_problem,
+    operation_problem,
+)
 from tests.conftest import counting_statements, make_account, make_key
 
 
@@ -134,3 +140,45 @@ async def test_a_close_that_cannot_leave_drops_the_connection(
     await asyncio.wait_for(guard.close(websocket.CLOSE_PONG_TIMEOUT, "Pong timeout"), 2)
     assert stopped == [True]
     assert peer.aborted
+
+
+def test_an_operation_id_longer_than_any_client_sends_is_refused() -> None:
+    """An id is sent back in every frame of its operation and kept while it runs."""
+    for length, problem in ((MAX_OPERATION_ID_CHARACTERS, False), (4_000_000, True)):
+        message = {"id": "x" * length, "type": "subscribe", "payload": {"query": "{ a }"}}
+        assert (message_problem(message, "subscribe") is not None) is problem
+
+
+def test_only_the_variables_an_operation_declares_are_kept() -> None:
+    payload: dict[str, Any] = {
+        "query": "subscription S($after: Int) { orderStatusChanged(afterSequence: $after) "
+        "{ sequence } } query Q($other: ID) { node(id: $other) { id } }",
+        "operationName": "S",
+        "variables": {"after": 3, "other": "x", "unused": "y" * 1_000_000},
+    }
+    assert operation_problem(payload) is None
+    assert payload["variables"] == {"after": 3}
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "message"),
+    [
+        ("query A { __typename }", "Z", "Unknown operation named 'Z'."),
+        (
+            "query A { __typename } query B { __typename }",
+            None,
+            "Must provide operation name if query contains multiple operations.",
+        ),
+    ],
+)
+def test_an_operation_the_document_does_not_hold_is_a_bad_request(
+    query: str, name: str | None, message: str
+) -> None:
+    error = operation_problem({"query": query, "operationName": name})
+    assert error is not None
+    assert error.message == message
+    assert error.extensions == {"code": "BAD_REQUEST"}
+
+
+def test_documents_that_do_not_parse_are_left_to_the_execution() -> None:
+    assert operation_problem({"query": "subscription {", "operationName": "Z"}) is None
