@@ -10,9 +10,19 @@ import WebSocket from 'ws';
 
 import { args, graphql, httpUrl, run, sleep, within, wsUrl } from './lib.mjs';
 
+// GraphQLWsLink tests `instanceof WebSocket` on what the socket gives it: without a global
+// WebSocket (Node 20 has none) every `error` message became "ReferenceError: WebSocket is not
+// defined". Browsers have one; a Node app sets it, as here.
+globalThis.WebSocket ??= WebSocket;
+
 const ORDER_EVENTS = gql`
   subscription OrderEvents {
     orderStatusChanged { sequence state order { id state } }
+  }
+`;
+const UNKNOWN_FIELD = gql`
+  subscription Broken {
+    orderStatusChanged { noSuchField }
   }
 `;
 const CREATE_ORDER = gql`
@@ -67,6 +77,22 @@ async function watchedOrderIsFulfilledThroughTheCache() {
   });
   await sleep(500); // the subscription is registered once the server has read it
 
+  // A document the server refuses: its `error` message reaches the app as GraphQL errors.
+  const refused = await within(
+    10_000,
+    'the refused subscription to end with its errors',
+    new Promise((resolve) => {
+      client.subscribe({ query: UNKNOWN_FIELD }).subscribe({
+        next: ({ error }) => error && resolve(error),
+        error: (error) => resolve(error),
+      });
+    }),
+  );
+  const refusal = {
+    name: refused.name,
+    codes: (refused.errors ?? []).map((error) => error.extensions?.code),
+  };
+
   // The order's portfolio has no stock yet, so it stays PLACED until credits arrive.
   const created = await client.mutate({
     mutation: CREATE_ORDER,
@@ -105,6 +131,7 @@ async function watchedOrderIsFulfilledThroughTheCache() {
   await socket.dispose();
   client.stop();
   return {
+    refusal,
     orderId,
     states,
     httpOperations,

@@ -210,6 +210,8 @@ def test_apollo_watched_order_moves_to_fulfilled_through_the_cache_without_refet
     assert result["httpOperations"] == ["CreateOrder", "Order"]
     assert result["eventStates"] == ["PLACED", "FULFILLED"]
     assert result["cachedOrder"]["state"] == "FULFILLED"
+    # A refused document reaches the app as Apollo's GraphQL errors, with our code.
+    assert result["refusal"] == {"name": "CombinedGraphQLErrors", "codes": ["BAD_REQUEST"]}
 
 
 def test_legacy_subscriptions_transport_ws_client_receives_order_events(
