@@ -20,10 +20,11 @@ How the guarantee follows (see app/events/relay.py for why sequences are gap-fre
   does; the subscriber's task catches up from the outbox and hands itself back to the writer.
 - A rewound outbox (the database restored to an earlier point, a failover to a replica that
   was behind, while the process runs): its newest sequence is then below the feed's position,
-  and the relay numbers new events with sequences already delivered. The feed notices when it
-  next finds nothing new, goes back to the newest sequence there is, and ends every
-  subscription with EVENT_HISTORY_REWOUND rather than drop the renumbered events in silence:
-  what a client saw belongs to a history the database no longer has.
+  and the relay numbers new events with sequences already delivered. The feed looks (at most
+  every REWIND_CHECK_SECONDS, after a read that found nothing new), goes back to the newest
+  sequence there is, and ends every subscription with EVENT_HISTORY_REWOUND rather than drop
+  the renumbered events in silence: what a client saw belongs to a history the database no
+  longer has.
 - Fairness: a burst makes every subscriber's task ready at once, and asyncio runs all ready
   tasks before it comes back to, say, an HTTP request waiting on its next step. A `Turnstile`
   lets only so many deliveries through per turn of the event loop, and the writer yields to
@@ -66,6 +67,9 @@ READ_BATCH = 1_000
 # in-process one it is how a separate worker's events arrive.
 POLL_SECONDS_WITH_DOORBELL = 1.0
 POLL_SECONDS_WITHOUT_DOORBELL = 0.2
+# How often, at most, the feed asks whether the outbox went back below its position (a
+# restored database): one statement, after a read that found nothing new.
+REWIND_CHECK_SECONDS = 1.0
 
 Subject = TypeVar("Subject")
 # Loads the subjects (orders) of a batch of changes, keyed by order id, in one query.
@@ -312,6 +316,7 @@ class EventFeed(Generic[Subject]):
         self._writable = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        self._rewind_checked = 0.0
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -387,6 +392,8 @@ class EventFeed(Generic[Subject]):
             try:
                 while await self._read_new():
                     pass
+                if time.monotonic() - self._rewind_checked >= REWIND_CHECK_SECONDS:
+                    await self._check_rewound()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -406,9 +413,6 @@ class EventFeed(Generic[Subject]):
                 )
             ).all()
             if not rows:
-                newest = (await session.exec(select(func.max(Event.sequence)))).one() or 0
-                if newest < self.position:
-                    self._rewind(newest)
                 return 0
             changes = [change for row in rows if (change := OrderStateChanged.from_row(row))]
             # Loaded even with no subscriber yet: one may subscribe before this batch is handed out.
@@ -435,6 +439,14 @@ class EventFeed(Generic[Subject]):
         self.position = last
         self.last_active = time.monotonic()
         return len(rows)
+
+    async def _check_rewound(self) -> None:
+        """Whether the outbox now ends below what was handed out (see `_rewind`)."""
+        self._rewind_checked = time.monotonic()
+        async with self.db.session() as session:
+            newest = (await session.exec(select(func.max(Event.sequence)))).one() or 0
+        if newest < self.position:
+            self._rewind(newest)
 
     def _rewind(self, newest: int) -> None:
         """The outbox ends below what was handed out: start again from its newest sequence,
