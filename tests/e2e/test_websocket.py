@@ -319,6 +319,20 @@ async def test_a_message_larger_than_a_request_body_may_be_is_refused_with_1009(
     assert socket.close_code == 1009
 
 
+async def operation_errors(
+    socket: ClientConnection, protocol: str, operation_id: str, payload: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Start an operation that must be refused; the errors of its `error` message."""
+    message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
+    await socket.send(json.dumps(message))
+    answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+    while answer["type"] == "ka":  # the legacy protocol's keep-alive
+        answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+    assert (answer["id"], answer["type"]) == (operation_id, "error")
+    payload = answer["payload"]
+    return payload if isinstance(payload, list) else [payload]
+
+
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
     sqlite_server: RunningServer, protocol: str
@@ -330,15 +344,7 @@ async def test_an_empty_query_is_a_bad_request_error_and_logs_no_error(
             ("plain", {"query": ""}),
             ("apq", {"query": " ", "extensions": persisted}),
         ):
-            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
-            await socket.send(json.dumps(message))
-            answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
-            while answer["type"] == "ka":  # the legacy protocol's keep-alive
-                answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
-            assert (answer["id"], answer["type"]) == (operation_id, "error")
-            errors = (
-                answer["payload"] if isinstance(answer["payload"], list) else [answer["payload"]]
-            )
+            errors = await operation_errors(socket, protocol, operation_id, payload)
             assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
             assert "payload.query is empty" in errors[0]["message"]
         # the socket stays open for the next operation
@@ -361,15 +367,7 @@ async def test_an_operation_name_the_document_lacks_is_a_bad_request_and_logs_no
             ("unknown", {"query": "query A { __typename }", "operationName": "Z"}),
             ("ambiguous", {"query": "query A { __typename } query B { __typename }"}),
         ):
-            message = {"id": operation_id, "type": PROTOCOLS[protocol], "payload": payload}
-            await socket.send(json.dumps(message))
-            answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
-            while answer["type"] == "ka":  # the legacy protocol's keep-alive
-                answer = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
-            assert (answer["id"], answer["type"]) == (operation_id, "error")
-            errors = (
-                answer["payload"] if isinstance(answer["payload"], list) else [answer["payload"]]
-            )
+            errors = await operation_errors(socket, protocol, operation_id, payload)
             assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
             assert "operation name" in errors[0]["message"].lower()
         await start(socket, protocol, "after")  # the socket stays open
