@@ -1,6 +1,6 @@
 """The floor under an uncached nested read on SQLite: its own statements, run by sqlite3 alone.
 
-    .venv/bin/python -m bench.read_floor [requests]   # default 300
+    .venv/bin/python -m bench.read_floor [requests] [--http-ceiling-us 87]   # default 300
 
 Issue 10 asks persisted operations to reach 0.15 of the ceiling uncached. This measures how
 much of that budget the database work alone takes, on this machine, in one process:
@@ -12,19 +12,30 @@ much of that budget the database work alone takes, on this machine, in one proce
   SQLAlchemy, no aiosqlite, no shaping: what any Python path reading the same rows pays;
 - **encoding the answer**: orjson.dumps of the answer's `data` (the least a path that builds
   the JSON in Python does after fetching);
+- **the database building the JSON**: one SQLite statement (`json_object` /
+  `json_group_array`, as PostGraphile and Hasura have PostgreSQL do) that returns this read's
+  whole `data` as text, written by hand for this one shape — a probe of what the compiled
+  JSON plans of issue 10's step 3 could reach, not a feature — checked equal to our answer's
+  data; SQLite has no base64, so the public ids (`base64("Order:<uuid>")`) come out as
+  `Order:<hex>` and a regular expression with a memo swaps them in Python, timed apart;
 - **the ceiling**: bench/speed/ceiling.py's app answering the same bytes.
 
 Each is the best of three rounds of `requests` (`time.process_time`). Over HTTP, uvicorn adds
-its own cost to every row alike (bench.speed's ceiling is about 87 µs per request here).
+its own cost to every row alike: bench.speed's ceiling per server CPU-second gives it (87 µs per
+request on 2026-12-02, 51 µs on 2026-12-04's faster machine); pass that day's figure as
+`--http-ceiling-us` (default 87).
 """
 
+import argparse
 import asyncio
+import base64
 import hashlib
 import os
+import re
 import sqlite3
-import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,50 @@ from sqlalchemy import event
 from bench.cache_hit import _answer, _scope, call, cpu_per_request, seeded_app
 from bench.speed.ceiling import create_app as create_ceiling
 from bench.speed.reads import NESTED_READ
+
+# `orders(first: 20) { … }` of bench/speed/reads.py, newest first, built by SQLite.
+DATA_AS_JSON = """
+SELECT json_object('orders', json_object('edges', json((
+  SELECT json_group_array(json_object('node', json_object(
+    'id', 'Order:' || o.id,
+    'state', o.state,
+    'createdAt', replace(o.created_at, ' ', 'T') || '+00:00',
+    'mass', json_object(
+      'amount', (o.mass_grams / 1000) || '.' || printf('%03d', o.mass_grams % 1000),
+      'unit', 'KG'),
+    'price', json_object(
+      'amount', (o.price_minor / 100) || '.' || printf('%02d', o.price_minor % 100),
+      'currency', o.currency),
+    'certificate', CASE WHEN o.certificate_id IS NULL THEN NULL ELSE json_object(
+      'id', o.certificate_id, 'publicUrl', :base || '/certificates/' || o.certificate_id) END,
+    'allocations', json((
+      SELECT json_group_array(json_object(
+        'mass', json_object(
+          'amount', (a.mass_grams / 1000) || '.' || printf('%03d', a.mass_grams % 1000),
+          'unit', 'KG'),
+        'project', json_object('id', 'Project:' || p.id, 'name', p.name),
+        'bundle', json_object('id', 'Bundle:' || b.id, 'name', b.name),
+        'creditBatch', json_object('vintage', c.vintage)))
+      FROM allocation a
+      JOIN project p ON p.id = a.project_id
+      JOIN bundle b ON b.id = a.bundle_id
+      JOIN credit_batch c ON c.id = a.credit_batch_id
+      WHERE a.order_id = o.id)))))
+  FROM (SELECT * FROM offset_order WHERE account_id = :account AND mode = :mode
+        ORDER BY created_at DESC, id DESC LIMIT 20) o))))
+"""
+_RAW_ID = re.compile(r'"(Order|Project|Bundle):([0-9a-f]{32})"')
+
+
+def _public_ids(text: str, memo: dict[str, str]) -> str:
+    def encode(match: re.Match[str]) -> str:
+        found = memo.get(match.group(0))
+        if found is None:
+            plain = f"{match.group(1)}:{uuid.UUID(match.group(2))}"
+            found = memo[match.group(0)] = f'"{base64.b64encode(plain.encode()).decode()}"'
+        return found
+
+    return _RAW_ID.sub(encode, text)
 
 
 def _best_of_three(work: Any, n: int) -> float:
@@ -46,7 +101,7 @@ def _best_of_three(work: Any, n: int) -> float:
     return best
 
 
-async def main(requests: int) -> None:
+async def main(requests: int, http_ceiling_us: float) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = f"{directory}/bench.db"
         db, key, ours = await seeded_app(directory, response_cache=False)
@@ -89,6 +144,26 @@ async def main(requests: int) -> None:
             plain.execute("ROLLBACK")
 
         sql_us = _best_of_three(statements, requests)
+
+        account, mode = plain.execute("SELECT account_id, mode FROM offset_order").fetchone()
+        base = orjson.loads(answer)["data"]["orders"]["edges"][0]["node"]["certificate"]
+        parameters = {
+            "account": account,
+            "mode": mode,
+            "base": base["publicUrl"].rsplit("/certificates/", 1)[0],
+        }
+        memo: dict[str, str] = {}
+
+        def data_as_json() -> str:
+            plain.execute("BEGIN")
+            text = plain.execute(DATA_AS_JSON, parameters).fetchone()[0]
+            plain.execute("ROLLBACK")
+            return str(text)
+
+        built = data_as_json()
+        assert orjson.loads(_public_ids(built, memo)) == orjson.loads(answer)["data"]
+        json_sql_us = _best_of_three(data_as_json, requests)
+        ids_us = _best_of_three(lambda: _public_ids(built, memo), requests)
         data = orjson.loads(answer)["data"]
         json_us = _best_of_three(lambda: orjson.dumps(data), requests)
 
@@ -107,15 +182,26 @@ async def main(requests: int) -> None:
         f"   ({values} values fetched)"
     )
     print(f"  encoding the answer (orjson)          {json_us:9.1f}   ({len(answer)} bytes)")
+    print(f"  the same data as JSON, built by SQLite {json_sql_us:8.1f}")
+    print(f"  + its public ids swapped in (Python)  {ids_us:9.1f}")
     print(f"  the ceiling's app                     {ceiling_us:9.1f}")
-    for name, http_ceiling in (("in-process", ceiling_us), ("over HTTP, 87 µs", 87.0)):
+    over_http = (f"over HTTP, {http_ceiling_us:g} µs", http_ceiling_us)
+    for name, http_ceiling in (("in-process", ceiling_us), over_http):
         bound = http_ceiling / (http_ceiling + sql_us + json_us)
         print(
             f"  best ratio to the ceiling of a path paying only the statements and the "
             f"encoding ({name} ceiling): {bound:.3f}"
         )
+        built_bound = http_ceiling / (http_ceiling + json_sql_us + ids_us)
+        print(
+            f"  best ratio of a path paying only SQLite's JSON and the ids "
+            f"({name} ceiling): {built_bound:.3f}"
+        )
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
-    asyncio.run(main(int(arguments[0]) if arguments else 300))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("requests", type=int, nargs="?", default=300)
+    parser.add_argument("--http-ceiling-us", type=float, default=87.0)
+    parsed = parser.parse_args()
+    asyncio.run(main(parsed.requests, parsed.http_ceiling_us))
