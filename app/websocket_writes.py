@@ -45,16 +45,24 @@ SEND_TEXTS_NOW = "carbon_gateway.websocket.send_texts_now"
 # Unsent bytes a socket may hold before direct writes are refused: about 4,000 events, a burst
 # of 200 events for 20 subscriptions.
 SOCKET_BUFFER_LIMIT = 1 << 20
-# Frames a peer may send: a bucket of FRAME_BURST, refilled at FRAMES_PER_SECOND; a ping or pong
-# costs PING_FRAME_COST (each is answered, and no client we know sends them often: browsers never,
-# graphql-ws pings with messages). Parsing a frame costs the loop a few microseconds whatever its
-# size, so without a bound one connection of one-byte continuation frames or pings stalled every
-# request of the process for seconds. Received bytes are parsed RECEIVE_SLICE at a time, so a
-# peer past its budget is stopped within a slice (≤ ~600 one-byte frames), not a 256 KiB read.
-FRAME_BURST = 5_000
-FRAMES_PER_SECOND = 1_000
-PING_FRAME_COST = 10
+# What a peer may send, in units of one frame or one KiB of (inflated) payload, whichever is
+# more: parsing costs the event loop a few microseconds per frame and more per KiB inflated
+# (permessage-deflate), so one connection of one-byte continuation frames, pings, or small
+# frames that inflate to 4 MiB each used to stall every request of the process for seconds.
+# Until its `connection_init` is acknowledged a peer has PRE_AUTH_UNITS in all (a client sends
+# one small message then; the legacy protocol's may queue its first operations behind it) and
+# messages of at most PRE_AUTH_MAX_MESSAGE_BYTES (inflation bounded too); once acknowledged,
+# a bucket of BURST_UNITS refilled at UNITS_PER_SECOND (a 4 MiB message sent as 512-byte
+# fragments is 12,288 units). A ping or pong costs PING_UNITS (each is answered; browsers never
+# send them, graphql-ws pings with messages). Received bytes are parsed RECEIVE_SLICE at a
+# time, so a peer past its budget is stopped within a slice, not a 256 KiB read.
+PRE_AUTH_UNITS = 256
+PRE_AUTH_MAX_MESSAGE_BYTES = 256 * 1024
+BURST_UNITS = 16_384
+UNITS_PER_SECOND = 4_096
+PING_UNITS = 10
 RECEIVE_SLICE = 4_096
+AUTHENTICATED = "carbon_gateway.websocket.authenticated"
 CLOSE_FRAME_FLOOD = 1008  # policy violation
 # A peer that has not answered the server's close (or whose close frame cannot leave, queued
 # behind bytes it does not read) this long after it was sent or due is dropped.
@@ -112,9 +120,21 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport = cast(
             asyncio.Transport, CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         )
-        self._frame_budget = float(FRAME_BURST)
+        self._budget = float(PRE_AUTH_UNITS)
+        self._refill = 0.0  # per second: none until authenticated
         self._budget_at = time.monotonic()
         self._flooded = False
+        self._max_message_size = self.conn.max_message_size
+        self.conn.max_message_size = min(
+            self._max_message_size or PRE_AUTH_MAX_MESSAGE_BYTES, PRE_AUTH_MAX_MESSAGE_BYTES
+        )
+
+    def authenticated(self) -> None:
+        """The application acknowledged the peer's `connection_init` (a valid key): the full
+        budget and message size from now on."""
+        self._charge(0)
+        self._budget, self._refill = float(BURST_UNITS), float(UNITS_PER_SECOND)
+        self.conn.max_message_size = self._max_message_size
 
     def data_received(self, data: bytes) -> None:
         if self._flooded:
@@ -129,38 +149,48 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                 return
 
     def handle_events(self) -> None:
-        """uvicorn's, with each frame charged to the peer's budget (see FRAME_BURST)."""
+        """uvicorn's, with each frame charged to the peer's budget (see BURST_UNITS)."""
         events = self.conn.events_received()
-        frames = 0
+        units = 0
         for event in events:
             if isinstance(event, Frame):
-                frames += PING_FRAME_COST if event.opcode in _CONTROL_CHATTER else 1
-        if frames and not self._charge(frames):
+                if event.opcode in _CONTROL_CHATTER:
+                    units += PING_UNITS
+                else:
+                    units += max(1, len(event.data) >> 10)
+        if units and not self._charge(units):
             self._close_flooded()
             return
         self.conn.events = events  # uvicorn's loop takes them from the connection
         super().handle_events()
 
-    def _charge(self, frames: int) -> bool:
+    def _charge(self, units: int) -> bool:
         now = time.monotonic()
-        self._frame_budget = min(
-            float(FRAME_BURST), self._frame_budget + (now - self._budget_at) * FRAMES_PER_SECOND
-        )
+        if self._refill:
+            self._budget = min(
+                float(BURST_UNITS), self._budget + (now - self._budget_at) * self._refill
+            )
         self._budget_at = now
-        self._frame_budget -= frames
-        return self._frame_budget >= 0
+        self._budget -= units
+        return self._budget >= 0
 
     def _close_flooded(self) -> None:
-        """Close with 1008 what sends frames faster than any client does; dropped after the
-        grace if it does not read the close either."""
+        """Close with 1008 what sends faster than any client does. Its reads stop (so the close
+        frame is not lost to a reset from unread bytes, and the peer's kernel holds what it
+        still sends); it is dropped after the grace, or at once if its handshake was not
+        answered yet."""
         self._flooded = True
         self.logger.warning("closing a WebSocket peer that sends too many frames")
-        if self.conn.state is State.OPEN and not self.close_sent:
+        if self.conn.state is not State.OPEN:
+            self.abort()
+            return
+        if not self.close_sent:
             self.close_sent = True
             self.conn.send_close(CLOSE_FRAME_FLOOD, "too many frames")
             self.transport.write(b"".join(self.conn.data_to_send()))
-        if not self.transport.is_closing():
-            self.transport.close()
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
         self.loop.call_later(UNREAD_CLOSE_GRACE_SECONDS, self._abort_unless_gone)
 
     def handle_connect(self, event: Request) -> None:
@@ -168,6 +198,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)  # absent when the handshake was refused
         if scope is not None:
             scope["extensions"][SEND_TEXTS_NOW] = self
+            scope["extensions"][AUTHENTICATED] = self.authenticated
 
     def abort(self) -> None:
         """Drop the connection now, unsent bytes and all: for a peer that reads nothing, whose
@@ -212,6 +243,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
             scope = getattr(self, "scope", None)
             if scope is not None:
                 scope["extensions"].pop(SEND_TEXTS_NOW, None)
+                scope["extensions"].pop(AUTHENTICATED, None)
 
     def send_texts_now(self, messages: Sequence[bytes]) -> bool:
         """Write each of `messages` (UTF-8) as a text frame now, all in one buffer; False,

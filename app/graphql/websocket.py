@@ -54,7 +54,7 @@ from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
 from app.graphql.schema import MAX_TOKENS
-from app.websocket_writes import SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
+from app.websocket_writes import AUTHENTICATED, SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,11 @@ def refusal_before_parsing(context: Context, query: str) -> GraphQLError | None:
 
 def operation_problem(payload: dict[str, Any]) -> GraphQLError | None:
     """What refuses an operation whose document parses (the schema's parse cache, which the
-    execution then hits) but names no operation it holds — over HTTP a BAD_REQUEST, here it
-    was an INTERNAL_ERROR with a logged traceback — or None. Keeps of `payload["variables"]`
-    only those the operation declares: the others are never read, and a subscription's message
-    is kept as long as it runs (4 MB of unused variables each, 20 per socket)."""
+    execution then hits) but names no operation it holds, or holds none (only fragments) —
+    over HTTP a BAD_REQUEST, here it was an INTERNAL_ERROR with a logged traceback — or None.
+    Keeps of `payload["variables"]` only those the operation declares: the others are never
+    read, and a subscription's message is kept as long as it runs (4 MB of unused variables
+    each, 20 per socket)."""
     try:
         document = parse_document(payload["query"], max_tokens=MAX_TOKENS)
     except GraphQLError:
@@ -144,9 +145,9 @@ def operation_problem(payload: dict[str, Any]) -> GraphQLError | None:
     else:
         chosen = [node for node in operations if node.name and node.name.value == name]
         problem = f"Unknown operation named '{name}'."
+    if not operations:
+        problem = "Can't get GraphQL operation type"  # HTTP's words for it
     if not chosen:
-        if not operations:
-            return None  # no operation at all: validation says so
         return GraphQLError(problem, extensions={"code": ErrorCode.BAD_REQUEST.value})
     variables = payload.get("variables")
     if variables:
@@ -261,6 +262,9 @@ class _Guard:
         extensions = scope.get("extensions") or {}
         # The server's synchronous frame writes (app/websocket_writes.py), when it has them.
         self.direct_socket: DirectSocket | None = extensions.get(SEND_TEXTS_NOW)
+        # Raises the server's frame budget for the peer once it is acknowledged (see
+        # app/websocket_writes.py), when the server has one.
+        self._authenticated: Callable[[], None] | None = extensions.get(AUTHENTICATED)
 
     def live_frames(self, operation_id: str, message_type: str) -> None:
         """Let the operation running in this task have its events written directly, once it
@@ -339,6 +343,9 @@ class _Guard:
         if self.key_id is None and self.context.principal is not None:
             self.key_id = self.context.principal.api_key_id
             self.host.open_sockets.add(self.key_id, socket)
+            if self._authenticated is not None:
+                self._authenticated()
+                self._authenticated = None
 
     def unregister(self, socket: GuardedSocket) -> None:
         if self.key_id is not None:

@@ -1,23 +1,30 @@
-"""Floods of tiny WebSocket frames from a peer that never authenticates: each frame costs the
-server's loop a few microseconds to parse whatever its size, and before a budget of frames
+"""Floods from a WebSocket peer that never authenticates: each frame costs the server's loop a
+few microseconds to parse whatever its size, and more per KiB it inflates to. Before a budget
 per connection (app/websocket_writes.py) one connection of one-byte continuation frames or
-pings stalled every request of the process for seconds (3 M pings: 12.9 s). Now the peer is
-closed with 1008 within its burst, and a cheap query stays fast meanwhile."""
+pings stalled every request of the process for seconds (3 M pings: 12.9 s), and so did small
+compressed frames inflating to 4 MiB each (1.2 MB sent: 2.7 s). Now the peer is closed within
+its budget — 1008, or 1009 for a message over the size allowed before `connection_init` is
+acknowledged — and a cheap query stays fast meanwhile. A client that is acknowledged may still
+send a 4 MiB message in small fragments."""
 
+import asyncio
 import base64
+import json
 import os
 import select
 import socket
 import struct
 import threading
 import time
+import zlib
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import RunningServer
+from tests.e2e.test_subscriptions import open_transport_ws, receive
 
-CHUNK_FRAMES = 2_000
+CHUNK_FRAMES = 200
 MAX_FRAMES = 2_000_000  # what the attack would send if nothing stopped it
 
 
@@ -26,7 +33,20 @@ def client_frame(opcode: int, payload: bytes, *, fin: bool) -> bytes:
     return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
-def open_raw_socket(server: RunningServer) -> socket.socket:
+def compressed_text_frame(payload: bytes) -> bytes:
+    """A masked text frame compressed per permessage-deflate (RFC 7692: RSV1, raw deflate
+    without its final empty block)."""
+    compressor = zlib.compressobj(wbits=-15)
+    data = (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    header = bytes([0x80 | 0x40 | 0x1])
+    if len(data) < 126:
+        header += bytes([0x80 | len(data)])
+    else:
+        header += bytes([0x80 | 126]) + struct.pack("!H", len(data))
+    return header + b"\0\0\0\0" + data
+
+
+def open_raw_socket(server: RunningServer, *, deflate: bool = False) -> socket.socket:
     host, port = server.base_url.removeprefix("http://").split(":")
     raw = socket.create_connection((host, int(port)), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -34,7 +54,9 @@ def open_raw_socket(server: RunningServer) -> socket.socket:
         (
             f"GET /graphql HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+            "Sec-WebSocket-Protocol: graphql-transport-ws\r\n"
+            + ("Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else "")
+            + "\r\n"
         ).encode()
     )
     response = b""
@@ -88,17 +110,22 @@ def close_code(received: bytes) -> int | None:
     return None
 
 
+# A 4 MiB graphql-transport-ws ping message of spaces, compressed to a few KiB.
+BOMB = compressed_text_frame(b'{"type": "ping"' + b" " * (4 * 1024 * 1024 - 17) + b"}")
+
+
 @pytest.mark.parametrize(
-    ("first", "repeated"),
+    ("first", "repeated", "deflate", "code"),
     [
         # A text message begun and never finished: one-byte continuation frames.
-        (client_frame(0x1, b"{", fin=False), client_frame(0x0, b" ", fin=False)),
-        (b"", client_frame(0x9, b"x", fin=True)),  # one-byte pings
+        (client_frame(0x1, b"{", fin=False), client_frame(0x0, b" ", fin=False), False, 1008),
+        (b"", client_frame(0x9, b"x", fin=True), False, 1008),  # one-byte pings
+        (b"", BOMB, True, 1009),  # over the size allowed before connection_init is acknowledged
     ],
-    ids=["continuation-frames", "pings"],
+    ids=["continuation-frames", "pings", "deflate-bombs"],
 )
-def test_a_peer_flooding_tiny_frames_is_closed_and_requests_stay_fast(
-    server: RunningServer, first: bytes, repeated: bytes
+def test_a_peer_flooding_frames_is_closed_and_requests_stay_fast(
+    server: RunningServer, first: bytes, repeated: bytes, deflate: bool, code: int
 ) -> None:
     key = server.demo_key("test", "standard")
     latencies: list[float] = []
@@ -122,7 +149,7 @@ def test_a_peer_flooding_tiny_frames_is_closed_and_requests_stay_fast(
     try:
         while not latencies and timer.is_alive():
             time.sleep(0.01)
-        raw = open_raw_socket(server)
+        raw = open_raw_socket(server, deflate=deflate)
         try:
             sent, received = flood(raw, first, repeated)
         finally:
@@ -131,9 +158,34 @@ def test_a_peer_flooding_tiny_frames_is_closed_and_requests_stay_fast(
     finally:
         done.set()
         timer.join()
-    assert close_code(received) == 1008
+    assert close_code(received) == code
     # Closed before the whole attack went out (what was sent also counts the megabytes the
     # kernel's buffers took before the server read any of it).
     assert sent < MAX_FRAMES
     assert len(latencies) > 1
     assert max(latencies) < 1.0, max(latencies)
+
+
+async def test_an_acknowledged_client_may_send_a_4_mib_message_in_small_fragments(
+    server: RunningServer,
+) -> None:
+    """Within the budget of an acknowledged peer: 7,700 fragments of 512 bytes."""
+    socket_ = await open_transport_ws(server, server.demo_key("test", "standard"))
+    try:
+        message = json.dumps(
+            {
+                "id": "big",
+                "type": "subscribe",
+                "payload": {
+                    "query": "query($x: ID!) { __typename node(id: $x) { id } }",
+                    "variables": {"x": "a" * (4 * 1024 * 1024 - 200)},
+                },
+            }
+        )
+        await socket_.send(message[start : start + 512] for start in range(0, len(message), 512))
+        answer = await asyncio.wait_for(receive(socket_), 30)
+        # Received whole and executed: the 4 MiB id is no order's.
+        assert answer["type"] == "next", answer
+        assert answer["payload"]["data"]["__typename"] == "Query"
+    finally:
+        await socket_.close()

@@ -169,6 +169,7 @@ def test_only_the_variables_an_operation_declares_are_kept() -> None:
             None,
             "Must provide operation name if query contains multiple operations.",
         ),
+        ("fragment F on Query { __typename }", None, "Can't get GraphQL operation type"),
     ],
 )
 def test_an_operation_the_document_does_not_hold_is_a_bad_request(
