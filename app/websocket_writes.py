@@ -51,11 +51,12 @@ SOCKET_BUFFER_LIMIT = 1 << 20
 # frames that inflate to 4 MiB each used to stall every request of the process for seconds.
 # Until its `connection_init` is acknowledged a peer has PRE_AUTH_UNITS in all (a client sends
 # one small message then; the legacy protocol's may queue its first operations behind it) and
-# messages of at most PRE_AUTH_MAX_MESSAGE_BYTES (inflation bounded too); once acknowledged,
-# a bucket of BURST_UNITS refilled at UNITS_PER_SECOND (a 4 MiB message sent as 512-byte
-# fragments is 12,288 units). A ping or pong costs PING_UNITS (each is answered; browsers never
-# send them, graphql-ws pings with messages). Received bytes are parsed RECEIVE_SLICE at a
-# time, so a peer past its budget is stopped within a slice, not a 256 KiB read.
+# messages of at most PRE_AUTH_MAX_MESSAGE_BYTES (inflation bounded too). Once acknowledged, a
+# bucket of BURST_UNITS refilled at UNITS_PER_SECOND, shared by all the sockets of its account
+# in the process (a 4 MiB message sent as 512-byte fragments is 12,288 units). A ping or pong
+# costs PING_UNITS (each is answered; browsers never send them, graphql-ws pings with
+# messages). Received bytes are parsed RECEIVE_SLICE at a time, so a peer past its budget is
+# stopped within a slice, not a 256 KiB read.
 PRE_AUTH_UNITS = 256
 PRE_AUTH_MAX_MESSAGE_BYTES = 256 * 1024
 BURST_UNITS = 16_384
@@ -67,6 +68,32 @@ CLOSE_FRAME_FLOOD = 1008  # policy violation
 # A peer that has not answered the server's close (or whose close frame cannot leave, queued
 # behind bytes it does not read) this long after it was sent or due is dropped.
 UNREAD_CLOSE_GRACE_SECONDS = 5.0
+
+
+class FrameBudget:
+    """Units (see BURST_UNITS) a peer may send: `capacity` at once, refilled at `per_second`.
+    Once acknowledged, the sockets of one account in a process share one (the application
+    hands it over), so a tenant with many sockets cannot stall the others' requests."""
+
+    def __init__(self, capacity: float, per_second: float) -> None:
+        self.capacity = capacity
+        self.per_second = per_second
+        self.units = capacity
+        self._at = time.monotonic()
+
+    def charge(self, units: int) -> bool:
+        """Take `units`; False once the budget is overdrawn."""
+        now = time.monotonic()
+        if self.per_second:
+            self.units = min(self.capacity, self.units + (now - self._at) * self.per_second)
+        self._at = now
+        self.units -= units
+        return self.units >= 0
+
+
+def account_frame_budget() -> FrameBudget:
+    """The budget an acknowledged account's sockets share."""
+    return FrameBudget(BURST_UNITS, UNITS_PER_SECOND)
 
 
 class CoalescingTransport:
@@ -120,20 +147,17 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport = cast(
             asyncio.Transport, CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         )
-        self._budget = float(PRE_AUTH_UNITS)
-        self._refill = 0.0  # per second: none until authenticated
-        self._budget_at = time.monotonic()
+        self._budget = FrameBudget(PRE_AUTH_UNITS, 0)  # no refill until acknowledged
         self._flooded = False
         self._max_message_size = self.conn.max_message_size
         self.conn.max_message_size = min(
             self._max_message_size or PRE_AUTH_MAX_MESSAGE_BYTES, PRE_AUTH_MAX_MESSAGE_BYTES
         )
 
-    def authenticated(self) -> None:
-        """The application acknowledged the peer's `connection_init` (a valid key): the full
-        budget and message size from now on."""
-        self._charge(0)
-        self._budget, self._refill = float(BURST_UNITS), float(UNITS_PER_SECOND)
+    def authenticated(self, budget: FrameBudget) -> None:
+        """The application acknowledged the peer's `connection_init` (a valid key): from now on
+        `budget` (its account's, shared by its sockets) and the full message size."""
+        self._budget = budget
         self.conn.max_message_size = self._max_message_size
 
     def data_received(self, data: bytes) -> None:
@@ -158,21 +182,11 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                     units += PING_UNITS
                 else:
                     units += max(1, len(event.data) >> 10)
-        if units and not self._charge(units):
+        if units and not self._budget.charge(units):
             self._close_flooded()
             return
         self.conn.events = events  # uvicorn's loop takes them from the connection
         super().handle_events()
-
-    def _charge(self, units: int) -> bool:
-        now = time.monotonic()
-        if self._refill:
-            self._budget = min(
-                float(BURST_UNITS), self._budget + (now - self._budget_at) * self._refill
-            )
-        self._budget_at = now
-        self._budget -= units
-        return self._budget >= 0
 
     def _close_flooded(self) -> None:
         """Close with 1008 what sends faster than any client does. Its reads stop (so the close

@@ -5,6 +5,7 @@ import asyncio
 import contextvars
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol, cast
@@ -54,7 +55,13 @@ from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
 from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
 from app.graphql.persisted import not_trusted
 from app.graphql.schema import MAX_TOKENS
-from app.websocket_writes import AUTHENTICATED, SEND_TEXTS_NOW, UNREAD_CLOSE_GRACE_SECONDS
+from app.websocket_writes import (
+    AUTHENTICATED,
+    SEND_TEXTS_NOW,
+    UNREAD_CLOSE_GRACE_SECONDS,
+    FrameBudget,
+    account_frame_budget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +185,16 @@ class OpenSockets:
         self.check_interval = check_interval
         self._by_key: dict[uuid.UUID, set[GuardedSocket]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        # What the sockets of each account may send (app/websocket_writes.py), while any is open.
+        self._frame_budgets: weakref.WeakValueDictionary[uuid.UUID, FrameBudget] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def frame_budget(self, account_id: uuid.UUID) -> FrameBudget:
+        budget = self._frame_budgets.get(account_id)
+        if budget is None:
+            budget = self._frame_budgets[account_id] = account_frame_budget()
+        return budget
 
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_key.values())
@@ -264,7 +281,7 @@ class _Guard:
         self.direct_socket: DirectSocket | None = extensions.get(SEND_TEXTS_NOW)
         # Raises the server's frame budget for the peer once it is acknowledged (see
         # app/websocket_writes.py), when the server has one.
-        self._authenticated: Callable[[], None] | None = extensions.get(AUTHENTICATED)
+        self._authenticated: Callable[[FrameBudget], None] | None = extensions.get(AUTHENTICATED)
 
     def live_frames(self, operation_id: str, message_type: str) -> None:
         """Let the operation running in this task have its events written directly, once it
@@ -344,7 +361,8 @@ class _Guard:
             self.key_id = self.context.principal.api_key_id
             self.host.open_sockets.add(self.key_id, socket)
             if self._authenticated is not None:
-                self._authenticated()
+                account = self.context.principal.account_id
+                self._authenticated(self.host.open_sockets.frame_budget(account))
                 self._authenticated = None
 
     def unregister(self, socket: GuardedSocket) -> None:

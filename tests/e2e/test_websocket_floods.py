@@ -9,6 +9,7 @@ send a 4 MiB message in small fragments."""
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import select
@@ -21,6 +22,7 @@ import zlib
 import httpx
 import pytest
 
+from app.websocket_writes import BURST_UNITS
 from tests.e2e.conftest import RunningServer
 from tests.e2e.test_subscriptions import open_transport_ws, receive
 
@@ -189,3 +191,30 @@ async def test_an_acknowledged_client_may_send_a_4_mib_message_in_small_fragment
         assert answer["payload"]["data"]["__typename"] == "Query"
     finally:
         await socket_.close()
+
+
+def test_the_sockets_of_one_account_share_their_budget(server: RunningServer) -> None:
+    """Each alone within the budget, together over it: the one that overdraws it is closed, so
+    an account cannot multiply what it may make the process parse by opening sockets."""
+    key = server.demo_key("test", "standard")
+    init = json.dumps({"type": "connection_init", "payload": {"apiKey": key}}).encode()
+    each = (BURST_UNITS * 3) // 4
+    first, second = open_raw_socket(server), open_raw_socket(server)
+    try:
+        for raw in (first, second):
+            raw.sendall(client_frame(0x1, init, fin=True))
+            assert b"connection_ack" in raw.recv(4096)
+        begun = client_frame(0x1, b"{", fin=False)
+        pad = client_frame(0x0, b" ", fin=False)
+        first.sendall(begun + pad * each)
+        time.sleep(0.2)  # read by the server, before the second's
+        second.sendall(begun + pad * each)
+        received = b""
+        second.settimeout(5)
+        with contextlib.suppress(OSError):  # closed: a timeout, or its end
+            while close_code(received) is None and (data := second.recv(65536)):
+                received += data
+    finally:
+        first.close()
+        second.close()
+    assert close_code(received) == 1008
