@@ -91,11 +91,6 @@ class FrameBudget:
         return self.units >= 0
 
 
-def account_frame_budget() -> FrameBudget:
-    """The budget an acknowledged account's sockets share."""
-    return FrameBudget(BURST_UNITS, UNITS_PER_SECOND)
-
-
 class CoalescingTransport:
     """Writes of one loop turn joined into one; everything else is the wrapped transport's."""
 

@@ -52,15 +52,16 @@ from app.events.feed import DirectSocket
 from app.graphql.cache_hits import parse_document
 from app.graphql.context import Context
 from app.graphql.events import LIVE_FRAMES, LiveFrames, continue_detached
-from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS
+from app.graphql.extensions import MAX_DOCUMENT_CHARACTERS, classify
 from app.graphql.persisted import not_trusted
 from app.graphql.schema import MAX_TOKENS
 from app.websocket_writes import (
     AUTHENTICATED,
+    BURST_UNITS,
     SEND_TEXTS_NOW,
+    UNITS_PER_SECOND,
     UNREAD_CLOSE_GRACE_SECONDS,
     FrameBudget,
-    account_frame_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,9 @@ def message_problem(message: object, operation_type: str) -> str | None:
         not isinstance(message.get("id"), str) or not message["id"]
     ):
         return f"Invalid message: '{kind}' needs a non-empty string 'id'"
-    if kind == operation_type and len(message["id"]) > MAX_OPERATION_ID_CHARACTERS:
-        return f"Invalid message: 'id' is over {MAX_OPERATION_ID_CHARACTERS} characters"
     if kind == operation_type:
+        if len(message["id"]) > MAX_OPERATION_ID_CHARACTERS:
+            return f"Invalid message: 'id' is over {MAX_OPERATION_ID_CHARACTERS} characters"
         payload = message.get("payload")
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return f"Invalid message: '{kind}' needs a payload with a string 'query'"
@@ -193,7 +194,7 @@ class OpenSockets:
     def frame_budget(self, account_id: uuid.UUID) -> FrameBudget:
         budget = self._frame_budgets.get(account_id)
         if budget is None:
-            budget = self._frame_budgets[account_id] = account_frame_budget()
+            budget = self._frame_budgets[account_id] = FrameBudget(BURST_UNITS, UNITS_PER_SECOND)
         return budget
 
     def __len__(self) -> int:
@@ -330,7 +331,7 @@ class _Guard:
         except (WebSocketDisconnected, SendAfterClose):
             log.info("websocket closed by the client during an operation")
         except DomainError as error:  # the feed ended it (EVENT_HISTORY_REWOUND)
-            return GraphQLError(error.message, extensions={"code": error.code.value})
+            return classify(GraphQLError(error.message, original_error=error), debug=False)
         except Exception:
             log.exception("delivering events of operation %r failed", operation_id)
             return GraphQLError(
