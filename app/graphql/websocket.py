@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol, cast
 
+from cachetools import TTLCache
 from graphql import GraphQLError, OperationDefinitionNode
 from starlette.websockets import WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
@@ -76,6 +77,7 @@ CLOSE_TOO_MANY_INITIALISATIONS = 4429
 # graphql-ws sends UUIDs, subscriptions-transport-ws counters: an id is sent back in every
 # frame of its operation and kept as long as it runs.
 MAX_OPERATION_ID_CHARACTERS = 128
+MAX_KEPT_BUDGETS = 10_000  # accounts whose sockets all closed, their frame budgets refilling
 
 _OPTIONAL_OBJECT = (dict, type(None))
 _OPTIONAL_STRING = (str, type(None))
@@ -186,15 +188,22 @@ class OpenSockets:
         self.check_interval = check_interval
         self._by_key: dict[uuid.UUID, set[GuardedSocket]] = {}
         self._watcher: asyncio.Task[None] | None = None
-        # What the sockets of each account may send (app/websocket_writes.py), while any is open.
+        # What the sockets of each account may send (app/websocket_writes.py), while any is open
+        # and, kept for the time a budget takes to refill, after: an account that closed and
+        # reopened a socket would otherwise start on a full budget each time (a reconnect
+        # loop sustained 37 times the refill rate).
         self._frame_budgets: weakref.WeakValueDictionary[uuid.UUID, FrameBudget] = (
             weakref.WeakValueDictionary()
+        )
+        self._recent_budgets: TTLCache[uuid.UUID, FrameBudget] = TTLCache(
+            MAX_KEPT_BUDGETS, BURST_UNITS / UNITS_PER_SECOND
         )
 
     def frame_budget(self, account_id: uuid.UUID) -> FrameBudget:
         budget = self._frame_budgets.get(account_id)
         if budget is None:
             budget = self._frame_budgets[account_id] = FrameBudget(BURST_UNITS, UNITS_PER_SECOND)
+        self._recent_budgets[account_id] = budget
         return budget
 
     def __len__(self) -> int:

@@ -218,3 +218,32 @@ def test_the_sockets_of_one_account_share_their_budget(server: RunningServer) ->
         first.close()
         second.close()
     assert close_code(received) == 1008
+
+
+def test_closing_and_reopening_a_socket_does_not_refill_the_budget(server: RunningServer) -> None:
+    """The budget outlives the account's last socket for as long as it takes to refill: a
+    reconnect loop, each socket within the budget alone, sustained 37 times the refill rate."""
+    key = server.demo_key("test", "standard")
+    init = json.dumps({"type": "connection_init", "payload": {"apiKey": key}}).encode()
+    begun = client_frame(0x1, b"{", fin=False)
+    pad = client_frame(0x0, b" ", fin=False)
+    each = (BURST_UNITS * 3) // 4
+    received = b""
+    for attempt in range(2):
+        raw = open_raw_socket(server)
+        try:
+            raw.sendall(client_frame(0x1, init, fin=True))
+            assert b"connection_ack" in raw.recv(4096)
+            raw.sendall(begun + pad * each)
+            if attempt == 0:
+                time.sleep(0.2)  # read by the server, then closed cleanly, within its budget
+                raw.sendall(client_frame(0x8, struct.pack("!H", 1000), fin=True))
+                continue
+            raw.settimeout(5)
+            with contextlib.suppress(OSError):  # closed: a timeout, or its end
+                while close_code(received) is None and (data := raw.recv(65536)):
+                    received += data
+        finally:
+            raw.close()
+        time.sleep(0.3)  # the first socket's objects are freed before the second opens
+    assert close_code(received) == 1008
