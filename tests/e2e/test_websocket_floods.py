@@ -100,6 +100,16 @@ def flood(raw: socket.socket, first: bytes, repeated: bytes) -> tuple[int, bytes
     return sent, received
 
 
+def until_close(raw: socket.socket) -> bytes:
+    """What the server sends until its close frame, its end, or 5 s of silence."""
+    received = b""
+    raw.settimeout(5)
+    with contextlib.suppress(OSError):  # a timeout, or a reset
+        while close_code(received) is None and (data := raw.recv(65536)):
+            received += data
+    return received
+
+
 def close_code(received: bytes) -> int | None:
     """The code of the first close frame (server frames are unmasked), skipping pongs."""
     position = 0
@@ -209,11 +219,7 @@ def test_the_sockets_of_one_account_share_their_budget(server: RunningServer) ->
         first.sendall(begun + pad * each)
         time.sleep(0.2)  # read by the server, before the second's
         second.sendall(begun + pad * each)
-        received = b""
-        second.settimeout(5)
-        with contextlib.suppress(OSError):  # closed: a timeout, or its end
-            while close_code(received) is None and (data := second.recv(65536)):
-                received += data
+        received = until_close(second)
     finally:
         first.close()
         second.close()
@@ -239,10 +245,7 @@ def test_closing_and_reopening_a_socket_does_not_refill_the_budget(server: Runni
                 time.sleep(0.2)  # read by the server, then closed cleanly, within its budget
                 raw.sendall(client_frame(0x8, struct.pack("!H", 1000), fin=True))
                 continue
-            raw.settimeout(5)
-            with contextlib.suppress(OSError):  # closed: a timeout, or its end
-                while close_code(received) is None and (data := raw.recv(65536)):
-                    received += data
+            received = until_close(raw)
         finally:
             raw.close()
         time.sleep(0.3)  # the first socket's objects are freed before the second opens
